@@ -91,6 +91,11 @@ impl TcpFlags {
         self.0
     }
 
+    /// Both sets of flags; `const`, so flag combinations can be constants.
+    pub const fn union(self, other: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | other.0)
+    }
+
     /// Whether every flag in `other` is set.
     pub const fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0

@@ -1,0 +1,1093 @@
+//! The shard: everything one worker owns — connections, listeners, the SYN and accept queues,
+//! TIME-WAIT entries, one timer wheel, buffer pools and counters — behind a sans-IO interface.
+//!
+//! Inputs: [`Shard::on_packet`] / [`Shard::on_segment`], [`Shard::on_timeout`], and the
+//! application calls (`connect`, `listen`, `accept`, `send`, `recv`, `shutdown`, `close`,
+//! `abort`). Outputs: [`Shard::poll_transmit`], [`Shard::poll_timeout`], [`Shard::poll_event`].
+//! Segments for no connection follow RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN).
+
+use crate::config::{ConfigError, TcpConfig};
+use crate::counters::{Counters, DropReason};
+use crate::event::{CloseReason, ConnError, ConnHandle, Event};
+use crate::input::seg_len;
+use crate::isn::IsnGenerator;
+use crate::listen::{ListenConfig, ListenTable, ListenerId, ListenerInfo, Request};
+use crate::output::{emit_reply, emit_segment};
+use crate::pool::BufferPool;
+use crate::slab::Slab;
+use crate::state::State;
+use crate::tcb::{ConnOptions, Ctx, Disposition, Handshake, Reply, Tcb, MAX_WSCALE};
+use crate::time::Instant;
+use crate::timer::TimerWheel;
+use crate::timewait::{TimeWait, TimeWaitTable};
+use crate::tuple::FourTuple;
+use ahash::RandomState;
+use core::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, VecDeque};
+use tern_wire::{
+    ChecksumMode, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, SackBlocks, SeqNum,
+    TcpFlags, TcpPacket, TcpRepr, TcpTimestamp,
+};
+
+/// What a wheel entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKey {
+    Conn(u32),
+    Request(u32),
+}
+
+/// First and last ephemeral port for active opens (Linux `ip_local_port_range`).
+const EPHEMERAL: (u16, u16) = (32768, 60999);
+
+/// Read-only view of a connection's state, for tests, metrics and invariant checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub tuple: FourTuple,
+    pub state: State,
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    pub snd_max: SeqNum,
+    pub snd_wnd: u32,
+    pub rcv_nxt: SeqNum,
+    pub rcv_wnd: u32,
+    pub cwnd: u32,
+    pub mss: u16,
+    pub rto: crate::time::Duration,
+    /// Bytes queued to send (unacknowledged and unsent).
+    pub send_queue: usize,
+    /// Bytes received in order and not yet read.
+    pub recv_queue: usize,
+    pub timestamps: bool,
+    pub sack: bool,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    /// Whether the connection holds send / receive buffer memory right now.
+    pub buffers: (bool, bool),
+}
+
+/// One worker's TCP engine.
+#[derive(Debug)]
+pub struct Shard {
+    config: TcpConfig,
+    isn: IsnGenerator,
+    conns: Slab<Tcb>,
+    table: HashMap<FourTuple, u32, RandomState>,
+    listen: ListenTable,
+    requests: Slab<Request>,
+    request_table: HashMap<FourTuple, u32, RandomState>,
+    timewait: TimeWaitTable,
+    wheel: TimerWheel<TimerKey>,
+    tx_pool: BufferPool,
+    rx_pool: BufferPool,
+    /// Connections that may have something to send, in order.
+    tx_queue: VecDeque<u32>,
+    /// Requests whose SYN-ACK is due.
+    synack_queue: VecDeque<u32>,
+    replies: VecDeque<Reply>,
+    events: VecDeque<Event>,
+    counters: Counters,
+    next_port: u16,
+}
+
+impl Shard {
+    /// A shard with `config`, keyed with 32 secret random bytes (ISNs, timestamp offsets and
+    /// the hash tables' seeds derive from them), starting at `now`.
+    pub fn new(config: TcpConfig, secret: [u8; 32], now: Instant) -> Result<Shard, ConfigError> {
+        config.validate()?;
+        let word =
+            |i: usize| u64::from_le_bytes(secret[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        // Seeds for the tables: an attacker who cannot guess them cannot aim collisions.
+        let hasher =
+            || RandomState::with_seeds(word(0) ^ 0x9e37, word(1), word(2) ^ 0x7f4a, word(3));
+        Ok(Shard {
+            tx_pool: BufferPool::new(config.wmem, config.max_buffers),
+            rx_pool: BufferPool::new(config.rmem, config.max_buffers),
+            timewait: TimeWaitTable::new(config.max_tw_buckets, hasher()),
+            isn: IsnGenerator::new(secret),
+            conns: Slab::default(),
+            table: HashMap::with_hasher(hasher()),
+            listen: ListenTable::default(),
+            requests: Slab::default(),
+            request_table: HashMap::with_hasher(hasher()),
+            wheel: TimerWheel::new(now),
+            tx_queue: VecDeque::new(),
+            synack_queue: VecDeque::new(),
+            replies: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            next_port: EPHEMERAL.0 + (word(0) % u64::from(EPHEMERAL.1 - EPHEMERAL.0)) as u16,
+            config,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &TcpConfig {
+        &self.config
+    }
+
+    /// The shard's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Connections (not counting TIME-WAIT entries and SYN-queue requests).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// TIME-WAIT entries.
+    pub fn timewait_count(&self) -> usize {
+        self.timewait.len()
+    }
+
+    /// Send and receive buffers lent out right now.
+    pub fn buffers_in_use(&self) -> usize {
+        self.tx_pool.outstanding() + self.rx_pool.outstanding()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Input
+
+    /// Processes one IP packet (IPv4 or IPv6 header onward). Packets that are not TCP, not
+    /// well-formed, or fragments are dropped and counted; the error says why.
+    pub fn on_packet(&mut self, now: Instant, packet: &[u8]) -> Result<(), PacketError> {
+        self.counters.in_segs += 1;
+        let parsed = parse_ip_tcp(packet);
+        match parsed {
+            Ok((src, dst, tcp)) => {
+                self.counters.in_segs -= 1; // on_segment counts it
+                self.on_segment(now, src, dst, &tcp);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.in_errs += 1;
+                self.counters.drop(DropReason::Malformed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Processes one parsed TCP segment from `src` to `dst`.
+    pub fn on_segment(&mut self, now: Instant, src: IpAddr, dst: IpAddr, seg: &TcpRepr<'_>) {
+        self.counters.in_segs += 1;
+        let tuple = FourTuple {
+            local_addr: dst,
+            remote_addr: src,
+            local_port: seg.dst_port,
+            remote_port: seg.src_port,
+        };
+        if let Some(&index) = self.table.get(&tuple) {
+            self.with_conn(now, index, |tcb, ctx| (tcb.on_segment(ctx, seg), ()));
+            return;
+        }
+        if self.timewait.get(&tuple).is_some() && self.on_timewait_segment(now, &tuple, seg) {
+            return;
+        }
+        if let Some(&index) = self.request_table.get(&tuple) {
+            self.on_request_segment(now, index, seg);
+            return;
+        }
+        if let Some(listener) = self.listen.lookup(dst, seg.dst_port) {
+            self.on_listen_segment(now, listener, &tuple, seg);
+            return;
+        }
+        self.reset_closed(&tuple, seg);
+    }
+
+    /// RFC 9293 3.10.7.1: a segment for no connection gets a RST unless it is one.
+    fn reset_closed(&mut self, tuple: &FourTuple, seg: &TcpRepr<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            self.counters.drop(DropReason::NoSocket);
+            return;
+        }
+        let reply = match seg.ack_number {
+            // <SEQ=SEG.ACK><CTL=RST>
+            Some(ack) => Reply {
+                tuple: *tuple,
+                seq: ack,
+                ack: None,
+                flags: TcpFlags::RST,
+                ts: None,
+            },
+            // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            None => Reply {
+                tuple: *tuple,
+                seq: SeqNum(0),
+                ack: Some(seg.seq_number + seg_len(seg)),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                ts: None,
+            },
+        };
+        self.counters.out_rsts += 1;
+        self.replies.push_back(reply);
+    }
+
+    /// RFC 9293 3.10.7.2: a segment arrives for a listener.
+    fn on_listen_segment(
+        &mut self,
+        now: Instant,
+        listener: u32,
+        tuple: &FourTuple,
+        seg: &TcpRepr<'_>,
+    ) {
+        let f = seg.flags;
+        if f.contains(TcpFlags::RST) {
+            self.counters.drop(DropReason::NoSocket);
+            return;
+        }
+        if f.contains(TcpFlags::ACK) || !f.contains(TcpFlags::SYN) {
+            // An ACK to a listener: <SEQ=SEG.ACK><CTL=RST>. Neither SYN nor ACK: drop.
+            if f.contains(TcpFlags::ACK) {
+                self.reset_closed(tuple, seg);
+            } else {
+                self.counters.drop(DropReason::NoAck);
+            }
+            return;
+        }
+        let Some(l) = self.listen.get(listener) else {
+            return;
+        };
+        if l.accept_queue.len() >= l.config.backlog {
+            // Linux drops a SYN while the accept queue is full (tcp_conn_request).
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        if l.syn_queue >= l.config.syn_backlog {
+            self.counters.tcp_req_q_full_drop += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        let c = &self.config;
+        let ts_recent = seg.timestamp.filter(|_| c.timestamps).map(|ts| ts.tsval);
+        let request = Request {
+            listener,
+            tuple: *tuple,
+            iss: self.isn.isn(now, tuple),
+            irs: seg.seq_number,
+            peer_mss: seg.max_seg_size,
+            snd_wscale: seg
+                .window_scale
+                .filter(|_| c.window_scaling)
+                .map(|s| s.min(MAX_WSCALE)),
+            sack_ok: seg.sack_permitted && c.sack,
+            ts_recent,
+            retransmits: 0,
+            timer: None,
+        };
+        let (index, _) = self.requests.insert_with(|_, _| request);
+        self.request_table.insert(*tuple, index);
+        if let Some(l) = self.listen.get_mut(listener) {
+            l.syn_queue += 1;
+        }
+        self.arm_request_timer(now, index);
+        self.synack_queue.push_back(index);
+    }
+
+    /// A segment for a request in the SYN queue (Linux `tcp_check_req`).
+    fn on_request_segment(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) {
+        let Some(req) = self.requests.get(index).copied() else {
+            return;
+        };
+        let f = seg.flags;
+        if f.contains(TcpFlags::RST) {
+            // RFC 5961 §3 for SYN-RECEIVED: only a RST at exactly RCV.NXT ends it.
+            if seg.seq_number == req.irs + 1u32 {
+                self.counters.attempt_fails += 1;
+                self.remove_request(index);
+            } else {
+                self.counters.drop(DropReason::BadRst);
+            }
+            return;
+        }
+        if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+            if seg.seq_number == req.irs {
+                // A retransmitted SYN: our SYN-ACK was lost, send it again.
+                self.synack_queue.push_back(index);
+            } else {
+                self.counters.drop(DropReason::SynInWindow);
+            }
+            return;
+        }
+        let Some(ack) = seg.ack_number else {
+            self.counters.drop(DropReason::NoAck);
+            return;
+        };
+        if ack != req.iss + 1u32 {
+            // RFC 9293 3.10.7.4 SYN-RECEIVED: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>.
+            self.counters.out_rsts += 1;
+            self.replies.push_back(Reply {
+                tuple: req.tuple,
+                seq: ack,
+                ack: None,
+                flags: TcpFlags::RST,
+                ts: None,
+            });
+            return;
+        }
+        if !seg.seq_number.in_window(
+            req.irs + 1u32,
+            u32::from(u16::MAX).max(1) << req.snd_wscale.unwrap_or(0).min(14),
+        ) {
+            self.counters.drop(DropReason::OutOfWindow);
+            return;
+        }
+        let Some(listener) = self.listen.get(req.listener) else {
+            self.remove_request(index);
+            return;
+        };
+        if listener.accept_queue.len() >= listener.config.backlog {
+            // Accept queue full: drop the ACK; the client retransmits or our SYN-ACK timer
+            // retries (Linux without tcp_abort_on_overflow).
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        self.remove_request(index);
+        let handle = self.establish_passive(now, &req, seg);
+        let listener = self.listen.get_mut(req.listener).expect("checked above");
+        let was_empty = listener.accept_queue.is_empty();
+        listener.accept_queue.push_back(handle);
+        if was_empty {
+            self.events
+                .push_back(Event::Acceptable(ListenerId(req.listener)));
+        }
+        // The ACK may carry data or a FIN: process it on the new connection.
+        if !seg.payload.is_empty() || f.contains(TcpFlags::FIN) {
+            self.with_conn(now, handle.index, |tcb, ctx| (tcb.on_segment(ctx, seg), ()));
+        }
+    }
+
+    /// Creates an ESTABLISHED connection from a completed passive handshake: the hook the SYN
+    /// queue and SYN cookies both use.
+    fn establish_passive(&mut self, now: Instant, req: &Request, seg: &TcpRepr<'_>) -> ConnHandle {
+        let scaling = req.snd_wscale.is_some();
+        let hs = Handshake {
+            tuple: req.tuple,
+            iss: req.iss,
+            irs: req.irs,
+            peer_mss: req.peer_mss,
+            snd_wscale: req.snd_wscale,
+            rcv_wscale: scaling.then(|| rcv_wscale_for(self.config.rmem)),
+            sack_ok: req.sack_ok,
+            ts: req.ts_recent.map(|recent| {
+                let recent = seg.timestamp.map_or(recent, |t| t.tsval);
+                (
+                    recent,
+                    self.isn
+                        .ts_offset(&req.tuple.local_addr, &req.tuple.remote_addr),
+                )
+            }),
+            snd_wnd: u32::from(seg.window_len) << req.snd_wscale.unwrap_or(0),
+        };
+        let handle = self.insert_conn(now, State::Established, &hs);
+        let tcb = self.conns.get_mut(handle.index).expect("just inserted");
+        tcb.snd_una = hs.iss + 1u32;
+        tcb.snd_nxt = tcb.snd_una;
+        tcb.snd_max = tcb.snd_una;
+        tcb.snd_wl1 = seg.seq_number;
+        tcb.snd_wl2 = hs.iss + 1u32;
+        tcb.unaccepted = true;
+        // The SYN-ACK announced our window unscaled: that is the right edge we promised.
+        tcb.rcv_adv = tcb.rcv_nxt + initial_window(&self.config);
+        self.counters.passive_opens += 1;
+        self.counters.curr_estab += 1;
+        self.after_conn(now, handle.index);
+        handle
+    }
+
+    fn insert_conn(&mut self, now: Instant, state: State, hs: &Handshake) -> ConnHandle {
+        let config = &self.config;
+        let (index, generation) = self.conns.insert_with(|index, generation| {
+            Tcb::new(
+                ConnHandle { index, generation },
+                state,
+                hs,
+                now,
+                config,
+                ConnOptions::from_config(config),
+            )
+        });
+        self.table.insert(hs.tuple, index);
+        ConnHandle { index, generation }
+    }
+
+    fn remove_request(&mut self, index: u32) {
+        if let Some(req) = self.requests.remove(index) {
+            self.request_table.remove(&req.tuple);
+            if let Some(t) = req.timer {
+                self.wheel.cancel(t);
+            }
+            if let Some(l) = self.listen.get_mut(req.listener) {
+                l.syn_queue -= 1;
+            }
+        }
+    }
+
+    fn arm_request_timer(&mut self, now: Instant, index: u32) {
+        let Some(req) = self.requests.get_mut(index) else {
+            return;
+        };
+        // SYN-ACK retransmission: 1 s doubling (Linux: 1, 3, 7, 15, 31 s, given up at 63 s).
+        let timeout = self.config.rto_initial * (1u32 << req.retransmits.min(20));
+        req.timer = Some(self.wheel.insert(now + timeout, TimerKey::Request(index)));
+    }
+
+    fn on_request_timeout(&mut self, now: Instant, index: u32) {
+        let Some(req) = self.requests.get_mut(index) else {
+            return;
+        };
+        req.timer = None;
+        if req.retransmits >= self.config.synack_retries {
+            self.counters.attempt_fails += 1;
+            self.remove_request(index);
+            return;
+        }
+        req.retransmits += 1;
+        self.counters.retrans_segs += 1;
+        self.arm_request_timer(now, index);
+        self.synack_queue.push_back(index);
+    }
+
+    /// RFC 9293 3.10.7.4 for TIME-WAIT, on the compact entry. Returns `false` when the segment
+    /// is a new SYN that may reuse the tuple (RFC 6191): the entry is gone and the caller goes
+    /// on to the listener.
+    fn on_timewait_segment(&mut self, now: Instant, tuple: &FourTuple, seg: &TcpRepr<'_>) -> bool {
+        let Some(tw) = self.timewait.get(tuple).copied() else {
+            return false;
+        };
+        let f = seg.flags;
+        if f.contains(TcpFlags::RST) {
+            // Linux's default (tcp_rfc1337 = 0): an in-window RST ends TIME-WAIT early.
+            if seg.seq_number == tw.rcv_nxt {
+                self.timewait.remove(tuple);
+            }
+            return true;
+        }
+        if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+            // RFC 6191: a SYN whose timestamp (or, without timestamps, sequence number) is
+            // beyond the old connection's may start a new incarnation.
+            let newer = match (tw.ts_recent, seg.timestamp) {
+                (Some(recent), Some(ts)) => (ts.tsval.wrapping_sub(recent) as i32) > 0,
+                (None, _) => seg.seq_number.after(tw.rcv_nxt),
+                (Some(_), None) => false,
+            };
+            if newer {
+                self.timewait.remove(tuple);
+                self.counters.tw_recycled += 1;
+                return false;
+            }
+        }
+        if f.contains(TcpFlags::FIN) {
+            // A retransmitted FIN: our last ACK was lost. ACK again and restart 2 × MSL.
+            self.timewait.restart(tuple, now + self.config.msl * 2);
+        }
+        if seg_len(seg) > 0 || f.contains(TcpFlags::SYN) {
+            self.push_timewait_ack(now, tuple, &tw);
+        }
+        true
+    }
+
+    fn push_timewait_ack(&mut self, now: Instant, tuple: &FourTuple, tw: &TimeWait) {
+        let ts = tw.ts_recent.map(|recent| TcpTimestamp {
+            tsval: (now.as_millis() as u32)
+                .wrapping_add(self.isn.ts_offset(&tuple.local_addr, &tuple.remote_addr)),
+            tsecr: recent,
+        });
+        self.replies.push_back(Reply {
+            tuple: *tuple,
+            seq: tw.snd_nxt,
+            ack: Some(tw.rcv_nxt),
+            flags: TcpFlags::ACK,
+            ts,
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Connection plumbing
+
+    /// Runs `f` on connection `index` with a fresh context, then applies the disposition it
+    /// returns beside its result.
+    fn with_conn<R>(
+        &mut self,
+        now: Instant,
+        index: u32,
+        f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> (Disposition, R),
+    ) -> Option<R> {
+        let tcb = self.conns.get_mut(index)?;
+        let mut ctx = Ctx {
+            now,
+            config: &self.config,
+            counters: &mut self.counters,
+            events: &mut self.events,
+            tx_pool: &mut self.tx_pool,
+            rx_pool: &mut self.rx_pool,
+            replies: &mut self.replies,
+        };
+        let (disposition, r) = f(tcb, &mut ctx);
+        match disposition {
+            Disposition::Keep => self.after_conn(now, index),
+            Disposition::TimeWait => self.enter_timewait(now, index),
+            Disposition::Free => self.free_conn(index),
+        }
+        Some(r)
+    }
+
+    /// After any work on a connection: queue it for output if it asked, re-arm its wheel
+    /// entry, and give back buffers it no longer needs.
+    fn after_conn(&mut self, now: Instant, index: u32) {
+        let Some(tcb) = self.conns.get_mut(index) else {
+            return;
+        };
+        if tcb.wants_output {
+            tcb.wants_output = false;
+            if !tcb.queued {
+                tcb.queued = true;
+                self.tx_queue.push_back(index);
+            }
+        }
+        if tcb.opts.keepalive.enabled && tcb.deadlines.idle.is_none() {
+            tcb.arm_keepalive(now);
+        }
+        tcb.shed_idle_buffers(&mut self.tx_pool, &mut self.rx_pool);
+        // The wheel fires at millisecond granularity and never before a deadline's millisecond;
+        // arming at the deadline rounded up keeps it from firing before the deadline itself.
+        let want = tcb.deadlines.earliest().map(ceil_ms);
+        match (tcb.wheel, want) {
+            (None, None) => {}
+            (Some((handle, _)), None) => {
+                self.wheel.cancel(handle);
+                tcb.wheel = None;
+            }
+            (None, Some(at)) => {
+                tcb.wheel = Some((self.wheel.insert(at, TimerKey::Conn(index)), at));
+            }
+            (Some((handle, armed)), Some(at)) if at < armed => {
+                if self.wheel.reset(handle, at).is_ok() {
+                    tcb.wheel = Some((handle, at));
+                } else {
+                    tcb.wheel = Some((self.wheel.insert(at, TimerKey::Conn(index)), at));
+                }
+            }
+            // Later than armed: the entry fires early and is re-armed then; nothing to do now.
+            (Some(_), Some(_)) => {}
+        }
+    }
+
+    fn enter_timewait(&mut self, now: Instant, index: u32) {
+        let Some(tcb) = self.conns.get(index) else {
+            return;
+        };
+        let tw = TimeWait {
+            snd_nxt: tcb.snd_max,
+            rcv_nxt: tcb.rcv_nxt,
+            ts_recent: tcb.ts.map(|t| t.recent),
+            expires: now + self.config.msl * 2,
+        };
+        let tuple = tcb.tuple;
+        let ack_owed = tcb.last_ack_sent != tcb.rcv_nxt || tcb.ack_now;
+        if self.timewait.insert(tuple, tw) {
+            self.counters.tw += 1;
+        } else {
+            self.counters.tcp_time_wait_overflow += 1;
+        }
+        if ack_owed {
+            self.push_timewait_ack(now, &tuple, &tw);
+        }
+        if let Some(tcb) = self.conns.get_mut(index) {
+            let mut ctx = Ctx {
+                now,
+                config: &self.config,
+                counters: &mut self.counters,
+                events: &mut self.events,
+                tx_pool: &mut self.tx_pool,
+                rx_pool: &mut self.rx_pool,
+                replies: &mut self.replies,
+            };
+            tcb.close(&mut ctx, CloseReason::Normal);
+        }
+        self.free_conn(index);
+    }
+
+    fn free_conn(&mut self, index: u32) {
+        if let Some(mut tcb) = self.conns.remove(index) {
+            self.table.remove(&tcb.tuple);
+            if let Some((handle, _)) = tcb.wheel.take() {
+                self.wheel.cancel(handle);
+            }
+            tcb.release_buffers(&mut self.tx_pool, &mut self.rx_pool);
+        }
+    }
+
+    fn conn(&self, h: ConnHandle) -> Result<&Tcb, ConnError> {
+        self.conns
+            .get_checked(h.index, h.generation)
+            .ok_or(ConnError::InvalidHandle)
+    }
+
+    fn conn_mut(&mut self, h: ConnHandle) -> Result<&mut Tcb, ConnError> {
+        self.conns
+            .get_checked_mut(h.index, h.generation)
+            .ok_or(ConnError::InvalidHandle)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Output and time
+
+    /// Writes the next segment to send (IP header onward, checksums done) into `buf` and
+    /// returns its length; `None` when nothing is due. Call until `None` after every input.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        while let Some(reply) = self.replies.pop_front() {
+            if let Some(len) = emit_reply(buf, &reply) {
+                self.counters.out_segs += 1;
+                return Some(len);
+            }
+        }
+        while let Some(index) = self.synack_queue.pop_front() {
+            if let Some(len) = self.emit_synack(now, index, buf) {
+                self.counters.out_segs += 1;
+                return Some(len);
+            }
+        }
+        while let Some(&index) = self.tx_queue.front() {
+            let sent = self.with_conn(now, index, |tcb, ctx| {
+                let sent = tcb.transmit(ctx, buf);
+                if sent.is_none() {
+                    tcb.queued = false;
+                    tcb.wants_output = false;
+                }
+                (Disposition::Keep, sent)
+            });
+            match sent {
+                Some(Some(len)) => return Some(len),
+                _ => {
+                    self.tx_queue.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    fn emit_synack(&mut self, now: Instant, index: u32, buf: &mut [u8]) -> Option<usize> {
+        let req = self.requests.get(index)?;
+        let window = initial_window(&self.config).min(u32::from(u16::MAX)) as u16;
+        let ts = req.ts_recent.map(|recent| TcpTimestamp {
+            tsval: (now.as_millis() as u32).wrapping_add(
+                self.isn
+                    .ts_offset(&req.tuple.local_addr, &req.tuple.remote_addr),
+            ),
+            tsecr: recent,
+        });
+        let repr = TcpRepr {
+            src_port: req.tuple.local_port,
+            dst_port: req.tuple.remote_port,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            seq_number: req.iss,
+            ack_number: Some(req.irs + 1u32),
+            window_len: window,
+            urgent_pointer: 0,
+            max_seg_size: Some(self.config.mss),
+            window_scale: req.snd_wscale.map(|_| rcv_wscale_for(self.config.rmem)),
+            sack_permitted: req.sack_ok,
+            sack_blocks: SackBlocks::default(),
+            timestamp: ts,
+            payload: &[],
+        };
+        emit_segment(buf, &req.tuple, &repr, 0, |_| {})
+    }
+
+    /// The earliest time [`Shard::on_timeout`] has work to do, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.wheel.next_expiration(), self.timewait.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        while let Some((_, key)) = self.wheel.poll(now) {
+            match key {
+                TimerKey::Conn(index) => {
+                    if let Some(tcb) = self.conns.get_mut(index) {
+                        tcb.wheel = None;
+                    }
+                    self.with_conn(now, index, |tcb, ctx| (tcb.on_timer(ctx), ()));
+                }
+                TimerKey::Request(index) => self.on_request_timeout(now, index),
+            }
+        }
+        self.timewait.expire(now);
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Application calls
+
+    /// Starts an active open from `local` (port 0: an ephemeral port) to `remote`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnHandle, ConnError> {
+        if local.is_ipv4() != remote.is_ipv4()
+            || remote.ip().is_unspecified()
+            || local.ip().is_unspecified()
+            || remote.port() == 0
+        {
+            return Err(ConnError::InvalidAddress);
+        }
+        let tuple = if local.port() != 0 {
+            let t = FourTuple::new(local, remote);
+            if self.tuple_in_use(&t) {
+                return Err(ConnError::AddrInUse);
+            }
+            t
+        } else {
+            self.pick_ephemeral(local.ip(), remote)?
+        };
+        let c = &self.config;
+        let hs = Handshake {
+            tuple,
+            iss: self.isn.isn(now, &tuple),
+            irs: SeqNum(0),
+            peer_mss: Some(c.mss),
+            snd_wscale: None,
+            rcv_wscale: c.window_scaling.then(|| rcv_wscale_for(c.rmem)),
+            sack_ok: c.sack,
+            ts: c
+                .timestamps
+                .then(|| (0, self.isn.ts_offset(&tuple.local_addr, &tuple.remote_addr))),
+            snd_wnd: 0,
+        };
+        let handle = self.insert_conn(now, State::SynSent, &hs);
+        self.counters.active_opens += 1;
+        let tcb = self.conns.get_mut(handle.index).expect("just inserted");
+        tcb.queue_output();
+        self.after_conn(now, handle.index);
+        Ok(handle)
+    }
+
+    fn tuple_in_use(&self, t: &FourTuple) -> bool {
+        self.table.contains_key(t)
+            || self.timewait.get(t).is_some()
+            || self.request_table.contains_key(t)
+    }
+
+    fn pick_ephemeral(
+        &mut self,
+        local: IpAddr,
+        remote: SocketAddr,
+    ) -> Result<FourTuple, ConnError> {
+        let span = EPHEMERAL.1 - EPHEMERAL.0 + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port >= EPHEMERAL.1 {
+                EPHEMERAL.0
+            } else {
+                port + 1
+            };
+            let t = FourTuple::new(SocketAddr::new(local, port), remote);
+            if !self.tuple_in_use(&t) && self.listen.lookup(local, port).is_none() {
+                return Ok(t);
+            }
+        }
+        Err(ConnError::AddrInUse)
+    }
+
+    /// Starts listening on `local` (an unspecified address listens on every address of its
+    /// family).
+    pub fn listen(
+        &mut self,
+        local: SocketAddr,
+        config: ListenConfig,
+    ) -> Result<ListenerId, ConnError> {
+        if local.port() == 0 || config.backlog == 0 {
+            return Err(ConnError::InvalidAddress);
+        }
+        self.listen.add(local, config).ok_or(ConnError::AddrInUse)
+    }
+
+    /// Takes the next completed connection of `listener`'s accept queue.
+    pub fn accept(&mut self, listener: ListenerId) -> Option<ConnHandle> {
+        loop {
+            let handle = self.listen.get_mut(listener.0)?.accept_queue.pop_front()?;
+            let Some(tcb) = self.conns.get_checked_mut(handle.index, handle.generation) else {
+                // Closed (reset) while it waited: skip it.
+                continue;
+            };
+            tcb.unaccepted = false;
+            if !tcb.rx.is_empty() {
+                self.events.push_back(Event::Readable(handle));
+            }
+            if tcb.peer_closed {
+                self.events.push_back(Event::PeerClosed(handle));
+            }
+            return Some(handle);
+        }
+    }
+
+    /// A listener's queue depths and limits.
+    pub fn listener_info(&self, listener: ListenerId) -> Option<ListenerInfo> {
+        let l = self.listen.get(listener.0)?;
+        Some(ListenerInfo {
+            local: l.local,
+            accept_queue: l.accept_queue.len(),
+            backlog: l.config.backlog,
+            syn_queue: l.syn_queue,
+            syn_backlog: l.config.syn_backlog,
+        })
+    }
+
+    /// Queues `data` for sending; returns how much fit (`WouldBlock` if nothing did).
+    pub fn send(&mut self, now: Instant, h: ConnHandle, data: &[u8]) -> Result<usize, ConnError> {
+        let tcb = self
+            .conns
+            .get_checked_mut(h.index, h.generation)
+            .ok_or(ConnError::InvalidHandle)?;
+        if tcb.fin_queued
+            || !(tcb.state.can_send() || matches!(tcb.state, State::SynSent | State::SynReceived))
+        {
+            return Err(ConnError::NotWritable);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if tcb.tx.capacity() == 0 {
+            let storage = self.tx_pool.take().ok_or(ConnError::NoBuffers)?;
+            tcb.tx = crate::buffer::RingBuffer::from_storage(storage);
+        }
+        let n = tcb.tx.enqueue_slice(data);
+        if n < data.len() {
+            tcb.want_writable = true;
+        }
+        if n == 0 {
+            return Err(ConnError::WouldBlock);
+        }
+        tcb.queue_output();
+        self.after_conn(now, h.index);
+        Ok(n)
+    }
+
+    /// Reads received data into `buf`. `Ok(0)` means end of stream (the peer closed and all
+    /// its data was read); `WouldBlock` means nothing to read yet.
+    pub fn recv(
+        &mut self,
+        now: Instant,
+        h: ConnHandle,
+        buf: &mut [u8],
+    ) -> Result<usize, ConnError> {
+        let config_rmem = self.config.rmem;
+        let tcb = self
+            .conns
+            .get_checked_mut(h.index, h.generation)
+            .ok_or(ConnError::InvalidHandle)?;
+        if tcb.rx.is_empty() {
+            return if tcb.peer_closed {
+                Ok(0)
+            } else {
+                Err(ConnError::WouldBlock)
+            };
+        }
+        let n = tcb.rx.dequeue_slice(buf);
+        // Reading may open the window enough to announce it (receiver SWS avoidance decides).
+        let _ = config_rmem;
+        tcb.queue_output();
+        self.after_conn(now, h.index);
+        Ok(n)
+    }
+
+    /// Closes the sending side: a FIN follows the queued data (half-close).
+    pub fn shutdown(&mut self, now: Instant, h: ConnHandle) -> Result<(), ConnError> {
+        let tcb = self.conn_mut(h)?;
+        match tcb.state {
+            State::SynSent => {
+                // Nothing was sent to the peer yet that it could hold us to.
+                return self.abort_quietly(now, h);
+            }
+            State::SynReceived | State::Established | State::CloseWait => {
+                tcb.fin_queued = true;
+                tcb.queue_output();
+            }
+            _ => {}
+        }
+        self.after_conn(now, h.index);
+        Ok(())
+    }
+
+    /// Closes the connection gracefully: like `shutdown`, and the application gives the
+    /// connection up (no more events). Unread data makes it a RST instead (RFC 9293 3.10.4 /
+    /// RFC 2525 2.17, as Linux does).
+    pub fn close(&mut self, now: Instant, h: ConnHandle) -> Result<(), ConnError> {
+        let tcb = self.conn_mut(h)?;
+        if !tcb.rx.is_empty() {
+            self.counters.tcp_abort_on_close += 1;
+            return self.abort(now, h);
+        }
+        let fin_timeout = self.config.fin_timeout;
+        let tcb = self.conn_mut(h)?;
+        tcb.orphan = true;
+        if tcb.state == State::FinWait2 {
+            tcb.deadlines.idle = Some(now + fin_timeout);
+        }
+        self.shutdown(now, h)
+    }
+
+    /// Aborts the connection with a RST (SO_LINGER with a zero timeout).
+    pub fn abort(&mut self, now: Instant, h: ConnHandle) -> Result<(), ConnError> {
+        let tcb = self.conn(h)?;
+        if tcb.state != State::SynSent {
+            self.counters.tcp_abort_on_linger += 1;
+        }
+        self.abort_quietly(now, h)
+    }
+
+    fn abort_quietly(&mut self, now: Instant, h: ConnHandle) -> Result<(), ConnError> {
+        self.with_conn(now, h.index, |tcb, ctx| {
+            if tcb.state.is_synchronized() || tcb.state == State::SynReceived {
+                tcb.send_rst_now(ctx);
+            }
+            tcb.orphan = true;
+            (tcb.close(ctx, CloseReason::Aborted), ())
+        });
+        Ok(())
+    }
+
+    /// Changes a connection's options.
+    pub fn set_options(
+        &mut self,
+        now: Instant,
+        h: ConnHandle,
+        opts: ConnOptions,
+    ) -> Result<(), ConnError> {
+        let tcb = self.conn_mut(h)?;
+        tcb.opts = opts;
+        tcb.deadlines.idle = None;
+        tcb.queue_output();
+        self.after_conn(now, h.index);
+        Ok(())
+    }
+
+    /// A connection's options.
+    pub fn options(&self, h: ConnHandle) -> Result<ConnOptions, ConnError> {
+        Ok(self.conn(h)?.opts)
+    }
+
+    /// A connection's state and sequence variables.
+    pub fn info(&self, h: ConnHandle) -> Result<ConnInfo, ConnError> {
+        let t = self.conn(h)?;
+        Ok(ConnInfo {
+            tuple: t.tuple,
+            state: t.state,
+            snd_una: t.snd_una,
+            snd_nxt: t.snd_nxt,
+            snd_max: t.snd_max,
+            snd_wnd: t.snd_wnd,
+            rcv_nxt: t.rcv_nxt,
+            rcv_wnd: t.rcv_wnd(),
+            cwnd: t.cwnd(),
+            mss: t.mss,
+            rto: t.rtt.rto(self.config.rto_max),
+            send_queue: t.tx.len(),
+            recv_queue: t.rx.len(),
+            timestamps: t.ts.is_some(),
+            sack: t.sack_ok,
+            snd_wscale: t.snd_wscale,
+            rcv_wscale: t.rcv_wscale,
+            buffers: (t.tx.capacity() != 0, t.rx.capacity() != 0),
+        })
+    }
+
+    /// Every live connection's handle.
+    pub fn connections(&self) -> impl Iterator<Item = ConnHandle> + '_ {
+        self.conns.iter().map(|(_, t)| t.handle)
+    }
+}
+
+const IPV6_HEADER_LEN: usize = 40;
+
+/// Why [`Shard::on_packet`] dropped a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketError {
+    /// The packet is malformed, a fragment, or fails a checksum.
+    Malformed(tern_wire::Error),
+    /// The packet is not TCP (the XDP program should not have steered it here).
+    NotTcp,
+}
+
+impl From<tern_wire::Error> for PacketError {
+    fn from(e: tern_wire::Error) -> Self {
+        PacketError::Malformed(e)
+    }
+}
+
+impl core::fmt::Display for PacketError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PacketError::Malformed(e) => write!(f, "malformed packet: {e}"),
+            PacketError::NotTcp => f.write_str("not a TCP packet"),
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+/// `t` rounded up to a whole millisecond.
+fn ceil_ms(t: Instant) -> Instant {
+    Instant::from_millis(t.as_micros().div_ceil(1_000))
+}
+
+/// The window scale we announce: the smallest shift that lets `rmem` fit the 16-bit field.
+pub(crate) fn rcv_wscale_for(rmem: usize) -> u8 {
+    let mut shift = 0;
+    while (rmem >> shift) > 0xffff && shift < MAX_WSCALE {
+        shift += 1;
+    }
+    shift
+}
+
+/// The window a SYN-ACK offers (unscaled, RFC 7323 2.2).
+fn initial_window(config: &TcpConfig) -> u32 {
+    (config.rmem as u32).min(0xffff)
+}
+
+/// Parses an IPv4 or IPv6 packet carrying TCP, verifying both checksums.
+fn parse_ip_tcp(packet: &[u8]) -> Result<(IpAddr, IpAddr, TcpRepr<'_>), PacketError> {
+    let version = packet.first().map(|b| b >> 4);
+    let (src, dst, payload) = match version {
+        Some(4) => {
+            let ip = Ipv4Packet::new_checked(packet)?;
+            let repr = Ipv4Repr::parse(&ip, ChecksumMode::Verify)?;
+            if repr.protocol != IpProtocol::Tcp {
+                return Err(PacketError::NotTcp);
+            }
+            (
+                IpAddr::V4(repr.src),
+                IpAddr::V4(repr.dst),
+                ip.into_payload(),
+            )
+        }
+        Some(6) => {
+            let ip = Ipv6Packet::new_checked(packet)?;
+            let repr = Ipv6Repr::parse(&ip)?;
+            if repr.next_header != IpProtocol::Tcp {
+                return Err(PacketError::NotTcp);
+            }
+            // The upper layer is the last `payload_len` bytes of the IPv6 payload.
+            let end = IPV6_HEADER_LEN + usize::from(ip.payload_len());
+            let upper = packet
+                .get(end - repr.payload_len..end)
+                .ok_or(tern_wire::Error::Truncated)?;
+            (IpAddr::V6(repr.src), IpAddr::V6(repr.dst), upper)
+        }
+        _ => return Err(tern_wire::Error::BadVersion.into()),
+    };
+    let tcp = TcpPacket::new_checked(payload)?;
+    let repr = TcpRepr::parse(&tcp, &src, &dst, ChecksumMode::Verify)?;
+    Ok((src, dst, repr))
+}
