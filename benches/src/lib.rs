@@ -46,3 +46,88 @@ pub fn linux_syn_frame() -> Vec<u8> {
     frame.truncate(len);
     frame
 }
+
+/// An IPv4 packet carrying `tcp` from `src` to `dst`, checksums filled in.
+pub fn ipv4_packet(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Vec<u8> {
+    let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64).expect("same family");
+    let mut packet = vec![0u8; ip.buffer_len()];
+    ip.emit(&mut packet).expect("fits");
+    let mut view = tern_wire::TcpPacket::new_unchecked(&mut packet[ip.header_len()..]);
+    tcp.emit(&mut view, &src, &dst, tern_wire::ChecksumMode::Verify)
+        .expect("fits");
+    packet
+}
+
+/// A segment from the client to the server's port 80.
+pub fn client_segment(
+    port: u16,
+    flags: TcpFlags,
+    seq: u32,
+    ack: Option<u32>,
+    payload: &[u8],
+) -> TcpRepr<'_> {
+    TcpRepr {
+        src_port: port,
+        dst_port: 80,
+        flags,
+        seq_number: SeqNum(seq),
+        ack_number: ack.map(SeqNum),
+        window_len: 65_535,
+        payload,
+        ..TcpRepr::default()
+    }
+}
+
+/// A shard listening on port 80 of [`SERVER`] with `conns` established connections from
+/// [`CLIENT`] (client ports 10000 upward, client ISN 1000, no options), all accepted.
+/// Returns the shard, the handles, our ISNs, and the time.
+pub fn established(
+    config: tern_tcp::TcpConfig,
+    conns: usize,
+) -> (
+    tern_tcp::Shard,
+    Vec<tern_tcp::ConnHandle>,
+    Vec<u32>,
+    tern_tcp::Instant,
+) {
+    use tern_tcp::{Instant, ListenConfig, Shard};
+    assert!(conns <= 50_000, "client ports 10000..60000 of one address");
+    let now = Instant::from_millis(1_000);
+    let mut shard = Shard::new(config, [7; 32], now).expect("valid config");
+    let listener = shard
+        .listen(
+            SocketAddr::new(SERVER, 80),
+            ListenConfig {
+                backlog: conns.max(1),
+                syn_backlog: conns.max(1),
+            },
+        )
+        .expect("listen");
+    let mut buf = vec![0u8; 2048];
+    let (mut handles, mut isns) = (Vec::with_capacity(conns), Vec::with_capacity(conns));
+    for i in 0..conns {
+        let port = 10_000 + i as u16;
+        let syn = TcpRepr {
+            max_seg_size: Some(1460),
+            ..client_segment(port, TcpFlags::SYN, 1000, None, &[])
+        };
+        shard
+            .on_packet(now, &ipv4_packet(CLIENT, SERVER, &syn))
+            .expect("SYN");
+        let len = shard.poll_transmit(now, &mut buf).expect("SYN-ACK");
+        let iss = tern_wire::TcpPacket::new_checked(&buf[20..len])
+            .expect("TCP")
+            .seq_number()
+            .0;
+        let ack = client_segment(port, TcpFlags::ACK, 1001, Some(iss.wrapping_add(1)), &[]);
+        shard
+            .on_packet(now, &ipv4_packet(CLIENT, SERVER, &ack))
+            .expect("ACK");
+        handles.push(shard.accept(listener).expect("accepted"));
+        isns.push(iss);
+        while shard.poll_event().is_some() {}
+    }
+    (shard, handles, isns, now)
+}
+
+use core::net::SocketAddr;
