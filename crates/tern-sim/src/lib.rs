@@ -106,6 +106,7 @@ mod host;
 mod link;
 mod packet;
 mod rng;
+mod shard;
 mod sim;
 mod test_host;
 

@@ -48,7 +48,9 @@ pub enum Event {
     PeerClosed(ConnHandle),
     /// Retransmissions passed `retries1`: the path may be broken (RFC 1122 4.2.3.5 R1).
     DeliveryProblem(ConnHandle),
-    /// The connection is gone; its handle is now invalid.
+    /// The connection is over on the wire. Data that arrived before the end can still be
+    /// read: the handle stays valid until `recv` has returned that data and then end-of-stream
+    /// (`Ok(0)`), or until `close`/`abort`; with nothing left to read it is invalid at once.
     Closed(ConnHandle, CloseReason),
 }
 

@@ -6,6 +6,7 @@
 use crate::cc::CongestionControl;
 use crate::counters::DropReason;
 use crate::event::{CloseReason, Event};
+use crate::rtt::RttEstimator;
 use crate::state::State;
 use crate::tcb::{Ctx, Disposition, Reply, RtxMode, Tcb, Timestamps};
 use crate::time::Duration;
@@ -118,6 +119,7 @@ impl Tcb {
                     ack: None,
                     flags: TcpFlags::RST,
                     ts: None,
+                    window: 0,
                 });
                 ctx.counters.out_rsts += 1;
                 return Disposition::Keep;
@@ -176,6 +178,7 @@ impl Tcb {
                         ack: None,
                         flags: TcpFlags::RST,
                         ts: None,
+                        window: 0,
                     });
                     ctx.counters.out_rsts += 1;
                 }
@@ -236,7 +239,12 @@ impl Tcb {
 
         if let Some(ack) = seg.ack_number {
             self.snd_wl2 = ack;
+            let syn_timed_out = self.retransmits > 0;
             self.on_new_ack(ctx, ack, seg);
+            if syn_timed_out && self.rtt.srtt().is_none() {
+                self.rtt =
+                    RttEstimator::after_syn_timeout(ctx.config.rto_initial, ctx.config.rto_max);
+            }
             self.set_state(ctx.counters, State::Established);
             self.notify(ctx.events, Event::Connected(self.handle));
             self.schedule_ack();
@@ -271,7 +279,8 @@ impl Tcb {
     /// RFC 9293 3.10.7.4 fifth, ESTABLISHED and the states that process ACKs like it.
     fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, ack: SeqNum) {
         let wnd = u32::from(seg.window_len) << self.snd_wscale;
-        if ack.after(self.snd_una) {
+        let advances = ack.after(self.snd_una);
+        if advances {
             self.on_new_ack(ctx, ack, seg);
         } else if ack == self.snd_una
             && seg.payload.is_empty()
@@ -283,14 +292,21 @@ impl Tcb {
             self.on_dupack(ctx);
         }
 
-        // Window update (RFC 9293 3.10.7.4: if SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
-        // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK).
+        // Window update: RFC 9293 3.10.7.4's rule (SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and
+        // SND.WL2 =< SEG.ACK), plus Linux's `tcp_may_update_window` case of an ACK that moves
+        // SND.UNA: the window is relative to SEG.ACK, so keeping an old window while SND.UNA
+        // advances would let us send beyond the peer's right edge.
         let seq = seg.seq_number;
-        if self.snd_wl1.before(seq) || (self.snd_wl1 == seq && self.snd_wl2.before_eq(ack)) {
+        if advances
+            || self.snd_wl1.before(seq)
+            || (self.snd_wl1 == seq && self.snd_wl2.before_eq(ack))
+        {
             let opened = wnd > self.snd_wnd;
             self.snd_wnd = wnd;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
-            self.snd_wl1 = seq;
+            if self.snd_wl1.before(seq) {
+                self.snd_wl1 = seq;
+            }
             self.snd_wl2 = ack;
             if wnd > 0 && self.rtx_mode == RtxMode::Persist {
                 // The window opened: stop probing, time the data again.
@@ -326,10 +342,10 @@ impl Tcb {
                 }
             }
         }
+        // Without a sample the backed-off RTO stays: RFC 6298 §5 lets only a new measurement
+        // "collapse" it (Karn's algorithm; Linux keeps icsk_rto likewise).
         if let Some(rtt) = sample {
             self.rtt.sample(rtt, ctx.config.rto_min, ctx.config.rto_max);
-        } else {
-            self.rtt.reset_backoff();
         }
 
         // Drop acknowledged data from the send buffer (a SYN or FIN occupies no buffer byte).
@@ -601,6 +617,7 @@ impl Tcb {
             ack: Some(self.rcv_nxt),
             flags: TcpFlags::RST | TcpFlags::ACK,
             ts: None,
+            window: 0,
         });
         ctx.counters.out_rsts += 1;
     }

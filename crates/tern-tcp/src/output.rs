@@ -52,7 +52,10 @@ impl Tcb {
             return self.send_probe(ctx, buf);
         }
         if self.ack_now || self.window_update_due(ctx) {
-            let seq = self.snd_nxt;
+            // A segment without data carries SND.MAX, never the SND.NXT a timeout pulled back:
+            // the peer's SND.WL1 test would otherwise ignore the window it announces (BSD and
+            // Linux do the same).
+            let seq = self.snd_max;
             return self.emit_own(ctx, buf, seq, TcpFlags::ACK, Payload::None);
         }
         None
@@ -97,7 +100,8 @@ impl Tcb {
         } else {
             0
         };
-        let fin_unsent = self.fin_queued && !self.snd_max.after(data_end);
+        // Judged against SND.NXT: after a timeout pulls it back, a FIN sent before is due again.
+        let fin_unsent = self.fin_queued && !self.snd_nxt.after(data_end);
         if unsent == 0 && !fin_unsent {
             return None;
         }
@@ -363,6 +367,7 @@ impl Tcb {
                 })?
             }
         };
+        self.last_window = window_len;
         if ack.is_some() {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
@@ -435,13 +440,13 @@ pub(crate) fn emit_reply(buf: &mut [u8], reply: &Reply) -> Option<usize> {
         flags: reply.flags,
         seq_number: reply.seq,
         ack_number: reply.ack,
-        window_len: 0,
+        window_len: reply.window,
         urgent_pointer: 0,
         max_seg_size: None,
         window_scale: None,
         sack_permitted: false,
         sack_blocks: SackBlocks::default(),
-        timestamp: None,
+        timestamp: reply.ts,
         payload: &[],
     };
     emit_segment(buf, &reply.tuple, &repr, 0, |_| {})

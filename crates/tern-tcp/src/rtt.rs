@@ -53,6 +53,13 @@ impl RttEstimator {
         self.backoff = 0;
     }
 
+    /// The estimator for data after a handshake whose SYN (or SYN-ACK) timed out and gave no
+    /// sample: RFC 6298 (5.7) "the RTO MUST be re-initialized to 3 seconds when data
+    /// transmission begins" (when it was below that), with no backoff; at most `rto_max`.
+    pub fn after_syn_timeout(initial: Duration, rto_max: Duration) -> RttEstimator {
+        RttEstimator::new(initial.max(Duration::from_secs(3)).min(rto_max))
+    }
+
     /// The smoothed RTT, if any sample was taken.
     pub fn srtt(&self) -> Option<Duration> {
         (self.srtt_us != 0).then(|| Duration::from_micros(u64::from(self.srtt_us)))
@@ -86,8 +93,9 @@ impl RttEstimator {
         self.backoff
     }
 
-    /// New data was acknowledged: the backoff ends even without a sample (Karn's algorithm keeps
-    /// the backed-off value only until an ACK for new data arrives; RFC 6298 5.7 lets us reset).
+    /// Ends the backoff without a sample: zero-window probing stopped because the window opened
+    /// (Linux's `tcp_ack_probe`). An ACK without a sample does not end it (Karn's algorithm,
+    /// RFC 6298 §5: only a new measurement collapses a backed-off RTO).
     pub fn reset_backoff(&mut self) {
         self.backoff = 0;
     }

@@ -14,6 +14,7 @@ use crate::isn::IsnGenerator;
 use crate::listen::{ListenConfig, ListenTable, ListenerId, ListenerInfo, Request};
 use crate::output::{emit_reply, emit_segment};
 use crate::pool::BufferPool;
+use crate::rtt::RttEstimator;
 use crate::slab::Slab;
 use crate::state::State;
 use crate::tcb::{ConnOptions, Ctx, Disposition, Handshake, Reply, Tcb, MAX_WSCALE};
@@ -208,6 +209,7 @@ impl Shard {
                 ack: None,
                 flags: TcpFlags::RST,
                 ts: None,
+                window: 0,
             },
             // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
             None => Reply {
@@ -216,6 +218,7 @@ impl Shard {
                 ack: Some(seg.seq_number + seg_len(seg)),
                 flags: TcpFlags::RST | TcpFlags::ACK,
                 ts: None,
+                window: 0,
             },
         };
         self.counters.out_rsts += 1;
@@ -322,6 +325,7 @@ impl Shard {
                 ack: None,
                 flags: TcpFlags::RST,
                 ts: None,
+                window: 0,
             });
             return;
         }
@@ -388,6 +392,10 @@ impl Shard {
         tcb.snd_wl1 = seg.seq_number;
         tcb.snd_wl2 = hs.iss + 1u32;
         tcb.unaccepted = true;
+        if req.retransmits > 0 {
+            // RFC 6298 (5.7): our SYN-ACK timed out, so data starts with a 3 s RTO.
+            tcb.rtt = RttEstimator::after_syn_timeout(self.config.rto_initial, self.config.rto_max);
+        }
         // The SYN-ACK announced our window unscaled: that is the right edge we promised.
         tcb.rcv_adv = tcb.rcv_nxt + initial_window(&self.config);
         self.counters.passive_opens += 1;
@@ -500,6 +508,7 @@ impl Shard {
             ack: Some(tw.rcv_nxt),
             flags: TcpFlags::ACK,
             ts,
+            window: tw.window,
         });
     }
 
@@ -583,6 +592,7 @@ impl Shard {
             rcv_nxt: tcb.rcv_nxt,
             ts_recent: tcb.ts.map(|t| t.recent),
             expires: now + self.config.msl * 2,
+            window: tcb.last_window,
         };
         let tuple = tcb.tuple;
         let ack_owed = tcb.last_ack_sent != tcb.rcv_nxt || tcb.ack_now;
@@ -609,12 +619,28 @@ impl Shard {
         self.free_conn(index);
     }
 
+    /// Takes a connection off the wire (its tuple, its timers). It is freed at once unless it
+    /// lingers with unread data for its application; then `recv` or `close` frees it.
     fn free_conn(&mut self, index: u32) {
-        if let Some(mut tcb) = self.conns.remove(index) {
+        let Some(tcb) = self.conns.get_mut(index) else {
+            return;
+        };
+        if self.table.get(&tcb.tuple) == Some(&index) {
             self.table.remove(&tcb.tuple);
-            if let Some((handle, _)) = tcb.wheel.take() {
-                self.wheel.cancel(handle);
-            }
+        }
+        if let Some((handle, _)) = tcb.wheel.take() {
+            self.wheel.cancel(handle);
+        }
+        tcb.queued = false;
+        tcb.wants_output = false;
+        if !tcb.lingers() {
+            self.release(index);
+        }
+    }
+
+    /// Frees a connection that is off the wire.
+    fn release(&mut self, index: u32) {
+        if let Some(mut tcb) = self.conns.remove(index) {
             tcb.release_buffers(&mut self.tx_pool, &mut self.rx_pool);
         }
     }
@@ -882,12 +908,16 @@ impl Shard {
         h: ConnHandle,
         buf: &mut [u8],
     ) -> Result<usize, ConnError> {
-        let config_rmem = self.config.rmem;
         let tcb = self
             .conns
             .get_checked_mut(h.index, h.generation)
             .ok_or(ConnError::InvalidHandle)?;
         if tcb.rx.is_empty() {
+            if tcb.state == State::Closed {
+                // A lingering connection read to its end: end-of-stream, and the handle goes.
+                self.release(h.index);
+                return Ok(0);
+            }
             return if tcb.peer_closed {
                 Ok(0)
             } else {
@@ -895,10 +925,11 @@ impl Shard {
             };
         }
         let n = tcb.rx.dequeue_slice(buf);
-        // Reading may open the window enough to announce it (receiver SWS avoidance decides).
-        let _ = config_rmem;
-        tcb.queue_output();
-        self.after_conn(now, h.index);
+        if tcb.state != State::Closed {
+            // Reading may open the window enough to announce (receiver SWS avoidance decides).
+            tcb.queue_output();
+            self.after_conn(now, h.index);
+        }
         Ok(n)
     }
 
@@ -925,6 +956,11 @@ impl Shard {
     /// RFC 2525 2.17, as Linux does).
     pub fn close(&mut self, now: Instant, h: ConnHandle) -> Result<(), ConnError> {
         let tcb = self.conn_mut(h)?;
+        if tcb.state == State::Closed {
+            // Off the wire already (lingering with unread data): just let it go.
+            self.release(h.index);
+            return Ok(());
+        }
         if !tcb.rx.is_empty() {
             self.counters.tcp_abort_on_close += 1;
             return self.abort(now, h);
@@ -941,6 +977,10 @@ impl Shard {
     /// Aborts the connection with a RST (SO_LINGER with a zero timeout).
     pub fn abort(&mut self, now: Instant, h: ConnHandle) -> Result<(), ConnError> {
         let tcb = self.conn(h)?;
+        if tcb.state == State::Closed {
+            self.release(h.index);
+            return Ok(());
+        }
         if tcb.state != State::SynSent {
             self.counters.tcp_abort_on_linger += 1;
         }

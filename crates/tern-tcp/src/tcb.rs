@@ -45,6 +45,8 @@ pub(crate) struct Reply {
     pub flags: TcpFlags,
     /// Timestamps to carry (TIME-WAIT ACKs of connections that negotiated them).
     pub ts: Option<TcpTimestamp>,
+    /// The window field (0 for RSTs).
+    pub window: u16,
 }
 
 /// What the shard must do with a connection after a TCB method returns.
@@ -214,6 +216,8 @@ pub(crate) struct Tcb {
     pub ack_now: bool,
     /// Full-sized segments received since our last ACK (RFC 1122 4.2.3.2: ACK every second).
     pub segs_unacked: u32,
+    /// The window field of the last segment we sent (repeated by TIME-WAIT ACKs).
+    pub last_window: u16,
     /// Send a keepalive or window probe at the next output.
     pub probe_pending: bool,
     /// Something may be ready to send: the shard queues the connection for output.
@@ -319,6 +323,7 @@ impl Tcb {
             ack_now: false,
             segs_unacked: 0,
             probe_pending: false,
+            last_window: 0,
             wants_output: false,
             opts,
             orphan: false,
@@ -382,15 +387,25 @@ impl Tcb {
         }
     }
 
-    /// Ends the connection: counts it, reports it and returns its buffers.
+    /// Ends the connection on the wire: counts it, reports it, returns its send buffer. Data
+    /// received and not yet read stays readable (as in a closed Linux socket) until the
+    /// application reads it to the end or closes the handle; see [`Tcb::lingers`].
     pub fn close(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) -> Disposition {
         self.leave_state(ctx.counters);
         self.state = State::Closed;
         if !self.orphan && !self.unaccepted {
             ctx.events.push_back(Event::Closed(self.handle, reason));
         }
-        self.release_buffers(ctx.tx_pool, ctx.rx_pool);
+        give_back(&mut self.tx, ctx.tx_pool);
+        if !self.lingers() {
+            self.release_buffers(ctx.tx_pool, ctx.rx_pool);
+        }
         Disposition::Free
+    }
+
+    /// A closed connection whose application still has data to read keeps its handle.
+    pub fn lingers(&self) -> bool {
+        self.state == State::Closed && !self.orphan && !self.unaccepted && !self.rx.is_empty()
     }
 
     /// Moves to `state`, keeping CurrEstab right.

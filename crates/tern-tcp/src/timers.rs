@@ -83,8 +83,15 @@ impl Tcb {
         self.rtt_probe = None;
         self.rtt.back_off();
         self.retransmits += 1;
-        // RFC 6298 (5.5)-(5.6): back off and restart the timer.
-        self.deadlines.rtx = Some(ctx.now + self.rtt.rto(ctx.config.rto_max));
+        // RFC 6298 (5.5)-(5.6): back off and restart the timer. The user timeout is a deadline
+        // of its own: the timer never runs past it (Linux's tcp_clamp_rto_to_user_timeout).
+        let mut next = ctx.now + self.rtt.rto(ctx.config.rto_max);
+        if let Some(user_timeout) = self.opts.user_timeout {
+            if self.state.is_synchronized() {
+                next = next.min(since + user_timeout);
+            }
+        }
+        self.deadlines.rtx = Some(next);
         self.queue_output();
         Disposition::Keep
     }

@@ -22,6 +22,8 @@ pub(crate) struct TimeWait {
     pub ts_recent: Option<u32>,
     /// When the entry expires.
     pub expires: Instant,
+    /// The window field of our last ACK, repeated in TIME-WAIT ACKs (Linux's `tw_rcv_wnd`).
+    pub window: u16,
 }
 
 /// The TIME-WAIT table of one shard.

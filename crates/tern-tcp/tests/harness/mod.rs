@@ -1,6 +1,11 @@
 //! A scripted peer for scenario tests: the test plays the remote TCP segment by segment
 //! (`h.send(Seg::syn(100))`), the shard under test answers, and the test checks each answer
 //! (`h.recv_one()`), moving virtual time explicitly (`h.advance(ms(40))`).
+//!
+//! The harness speaks for one peer at a time: [`Harness::peer`] (default [`PEER`]) talking to
+//! [`Harness::us`] (default [`US`]). A test with several peers, or over IPv6, switches those
+//! two fields, or uses [`Harness::send_from`] and [`Harness::recv_packets`], which name the
+//! addresses of every packet.
 
 #![allow(
     dead_code,
@@ -8,17 +13,41 @@
 )]
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use tern_tcp::{ConnHandle, Duration, Event, Instant, ListenConfig, ListenerId, Shard, TcpConfig};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use tern_tcp::{
+    ConnHandle, Counters, Duration, Event, Instant, ListenConfig, ListenerId, Shard, TcpConfig,
+};
 use tern_wire::{
-    ChecksumMode, IpProtocol, IpRepr, Ipv4Packet, Ipv4Repr, SackBlocks, SeqNum, TcpFlags,
-    TcpPacket, TcpRepr, TcpTimestamp,
+    ChecksumMode, IpProtocol, IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, SackBlocks,
+    SeqNum, TcpFlags, TcpPacket, TcpRepr, TcpTimestamp,
 };
 
 /// The shard's address.
 pub const US: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 80);
 /// The scripted peer's address.
 pub const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), 40_000);
+/// A second peer: another host.
+pub const PEER2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 3)), 40_000);
+/// A third peer: another host again.
+pub const PEER3: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 4)), 40_000);
+/// The shard's IPv6 address (2001:db8::/32 is the documentation prefix).
+pub const US6: SocketAddr = SocketAddr::new(
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+    80,
+);
+/// The scripted peer's IPv6 address.
+pub const PEER6: SocketAddr = SocketAddr::new(
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+    40_000,
+);
+
+/// Flag combinations as traces name them.
+pub const SA: TcpFlags = TcpFlags::SYN.union(TcpFlags::ACK);
+pub const A: TcpFlags = TcpFlags::ACK;
+pub const PA: TcpFlags = TcpFlags::PSH.union(TcpFlags::ACK);
+pub const FA: TcpFlags = TcpFlags::FIN.union(TcpFlags::ACK);
+pub const RA: TcpFlags = TcpFlags::RST.union(TcpFlags::ACK);
+pub const R: TcpFlags = TcpFlags::RST;
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -128,6 +157,11 @@ impl Seg {
         self
     }
 
+    pub fn sack(mut self, blocks: &[(u32, u32)]) -> Seg {
+        self.sack = blocks.to_vec();
+        self
+    }
+
     pub fn no_mss(mut self) -> Seg {
         self.mss = None;
         self
@@ -142,6 +176,11 @@ impl Seg {
         self.flags == flags
     }
 
+    /// SEG.LEN.
+    pub fn len(&self) -> u32 {
+        self.end().wrapping_sub(self.seq)
+    }
+
     /// SEG.SEQ + SEG.LEN.
     pub fn end(&self) -> u32 {
         self.seq
@@ -150,14 +189,26 @@ impl Seg {
             .wrapping_add(u32::from(self.flags.contains(TcpFlags::FIN)))
     }
 
-    fn repr(&self) -> TcpRepr<'_> {
+    /// TSval of a segment that must carry timestamps.
+    #[track_caller]
+    pub fn tsval(&self) -> u32 {
+        self.ts.expect("the segment carries timestamps").0
+    }
+
+    /// TSecr of a segment that must carry timestamps.
+    #[track_caller]
+    pub fn tsecr(&self) -> u32 {
+        self.ts.expect("the segment carries timestamps").1
+    }
+
+    fn repr(&self, src_port: u16, dst_port: u16) -> TcpRepr<'_> {
         let mut sack = SackBlocks::default();
         for &(l, r) in &self.sack {
             sack.push(SeqNum(l), SeqNum(r));
         }
         TcpRepr {
-            src_port: PEER.port(),
-            dst_port: US.port(),
+            src_port,
+            dst_port,
             flags: self.flags,
             seq_number: SeqNum(self.seq),
             ack_number: self.ack.map(SeqNum),
@@ -222,12 +273,31 @@ impl fmt::Debug for Seg {
     }
 }
 
+/// A segment the shard sent, with its addresses.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seg: Seg,
+}
+
+impl fmt::Debug for Packet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} > {}: {:?}", self.src, self.dst, self.seg)
+    }
+}
+
 /// A shard and a scripted peer.
 pub struct Harness {
     pub shard: Shard,
     pub now: Instant,
+    /// Our address as the peer sees it: where [`Harness::send`] sends to.
+    pub us: SocketAddr,
+    /// The peer the test plays: where [`Harness::send`] comes from and [`Harness::recv`]
+    /// expects segments to go.
+    pub peer: SocketAddr,
     /// Every segment the shard sent, in order, with the time it was polled.
-    pub sent: Vec<(Instant, Seg)>,
+    pub sent: Vec<(Instant, Packet)>,
     buf: Vec<u8>,
 }
 
@@ -239,6 +309,21 @@ pub fn config() -> TcpConfig {
     }
 }
 
+/// The engine defaults, timestamps included.
+pub fn config_ts() -> TcpConfig {
+    TcpConfig::default()
+}
+
+/// What a completed handshake settled, as the peer saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub conn: ConnHandle,
+    /// Our ISS.
+    pub iss: u32,
+    /// The offset our TSval clock adds to milliseconds (0 without timestamps).
+    pub ts_offset: u32,
+}
+
 impl Harness {
     pub fn new(config: TcpConfig) -> Harness {
         // Tests start at a round, non-zero time.
@@ -246,39 +331,47 @@ impl Harness {
         Harness {
             shard: Shard::new(config, [42; 32], now).expect("valid config"),
             now,
+            us: US,
+            peer: PEER,
             sent: Vec::new(),
-            buf: vec![0; 2048],
+            buf: vec![0; 70_000],
         }
     }
 
     /// A harness with a listener on [`US`].
     pub fn listening(config: TcpConfig) -> (Harness, ListenerId) {
+        Harness::listening_with(config, ListenConfig::default())
+    }
+
+    /// A harness with a listener on [`US`] with the given queue bounds.
+    pub fn listening_with(config: TcpConfig, listen: ListenConfig) -> (Harness, ListenerId) {
         let mut h = Harness::new(config);
-        let l = h.shard.listen(US, ListenConfig::default()).expect("listen");
+        let l = h.shard.listen(US, listen).expect("listen");
         (h, l)
+    }
+
+    pub fn counters(&self) -> &Counters {
+        self.shard.counters()
     }
 
     /// Delivers `seg` from the peer.
     pub fn send(&mut self, seg: Seg) {
-        let repr = seg.repr();
+        self.send_from(self.peer, self.us, seg);
+    }
+
+    /// Delivers `seg` from `src` to `dst` (IPv4 or IPv6, as the addresses are).
+    pub fn send_from(&mut self, src: SocketAddr, dst: SocketAddr, seg: Seg) {
+        let repr = seg.repr(src.port(), dst.port());
         let tcp_len = repr.buffer_len();
-        let ip = Ipv4Repr {
-            src: ipv4(PEER),
-            dst: ipv4(US),
-            protocol: IpProtocol::Tcp,
-            payload_len: tcp_len,
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
-            ident: 0,
-            dont_frag: true,
-        };
-        let mut packet = vec![0u8; 20 + tcp_len];
-        IpRepr::Ipv4(ip).emit(&mut packet).unwrap();
+        let ip = IpRepr::new(src.ip(), dst.ip(), IpProtocol::Tcp, tcp_len, 64)
+            .expect("addresses of one family");
+        let ip_len = ip.header_len();
+        let mut packet = vec![0u8; ip_len + tcp_len];
+        ip.emit(&mut packet).unwrap();
         repr.emit(
-            &mut TcpPacket::new_unchecked(&mut packet[20..]),
-            &PEER.ip(),
-            &US.ip(),
+            &mut TcpPacket::new_unchecked(&mut packet[ip_len..]),
+            &src.ip(),
+            &dst.ip(),
             ChecksumMode::Verify,
         )
         .unwrap();
@@ -287,24 +380,24 @@ impl Harness {
             .expect("well-formed packet");
     }
 
-    /// Everything the shard sends now.
-    pub fn recv(&mut self) -> Vec<Seg> {
+    /// Everything the shard sends now, to anyone.
+    pub fn recv_packets(&mut self) -> Vec<Packet> {
         let mut out = Vec::new();
         while let Some(len) = self.shard.poll_transmit(self.now, &mut self.buf) {
-            let packet = &self.buf[..len];
-            let ip = Ipv4Packet::new_checked(packet).expect("IPv4 out");
-            let ip_repr = Ipv4Repr::parse(&ip, ChecksumMode::Verify).expect("valid IPv4 header");
-            assert_eq!((ip_repr.src, ip_repr.dst), (ipv4(US), ipv4(PEER)));
-            let tcp = TcpPacket::new_checked(ip.payload()).expect("TCP out");
-            let repr = TcpRepr::parse(&tcp, &US.ip(), &PEER.ip(), ChecksumMode::Verify)
-                .expect("valid TCP");
-            assert_eq!((repr.src_port, repr.dst_port), (US.port(), PEER.port()));
-            let seg = Seg::from_repr(&repr);
-            self.sent.push((self.now, seg.clone()));
-            out.push(seg);
+            let packet = parse(&self.buf[..len]);
+            self.sent.push((self.now, packet.clone()));
+            out.push(packet);
             assert!(out.len() < 10_000, "the shard keeps transmitting");
         }
         out
+    }
+
+    /// Everything the shard sends now; all of it must go from [`Harness::us`] to
+    /// [`Harness::peer`].
+    #[track_caller]
+    pub fn recv(&mut self) -> Vec<Seg> {
+        let packets = self.recv_packets();
+        self.to_peer(packets)
     }
 
     /// Exactly one segment.
@@ -318,51 +411,131 @@ impl Harness {
     /// Nothing at all.
     #[track_caller]
     pub fn recv_none(&mut self) {
-        let segs = self.recv();
-        assert!(segs.is_empty(), "expected silence, got {segs:?}");
+        let packets = self.recv_packets();
+        assert!(packets.is_empty(), "expected silence, got {packets:?}");
     }
 
     /// Moves time forward by `d`, firing every timer at its own deadline and collecting what
-    /// the shard sends, with the time it sent it.
-    pub fn advance(&mut self, d: Duration) -> Vec<(Instant, Seg)> {
+    /// the shard sends (to anyone), with the time it sent it.
+    pub fn advance_packets(&mut self, d: Duration) -> Vec<(Instant, Packet)> {
         let target = self.now + d;
         let mut out = Vec::new();
         for _ in 0..1_000_000 {
-            match self.shard.poll_timeout() {
-                Some(t) if t <= target => {
-                    self.now = self.now.max(t);
-                    self.shard.on_timeout(self.now);
-                    let now = self.now;
-                    out.extend(self.recv().into_iter().map(|s| (now, s)));
-                }
-                _ => {
-                    self.now = target;
-                    self.shard.on_timeout(self.now);
-                    let now = self.now;
-                    out.extend(self.recv().into_iter().map(|s| (now, s)));
-                    return out;
-                }
+            let next = self.shard.poll_timeout().filter(|&t| t <= target);
+            self.now = next.map_or(target, |t| self.now.max(t));
+            self.shard.on_timeout(self.now);
+            let now = self.now;
+            out.extend(self.recv_packets().into_iter().map(|p| (now, p)));
+            if next.is_none() {
+                return out;
             }
         }
         panic!("timers make no progress before {target:?}");
+    }
+
+    /// [`Harness::advance_packets`] for a test with one peer: every segment must go from
+    /// [`Harness::us`] to [`Harness::peer`].
+    #[track_caller]
+    pub fn advance(&mut self, d: Duration) -> Vec<(Instant, Seg)> {
+        let packets = self.advance_packets(d);
+        let (times, packets): (Vec<_>, Vec<_>) = packets.into_iter().unzip();
+        times.into_iter().zip(self.to_peer(packets)).collect()
+    }
+
+    /// Moves time to `t` (see [`Harness::advance`]).
+    #[track_caller]
+    pub fn advance_to(&mut self, t: Instant) -> Vec<(Instant, Seg)> {
+        assert!(t >= self.now, "time runs forward");
+        self.advance(t - self.now)
+    }
+
+    #[track_caller]
+    fn to_peer(&self, packets: Vec<Packet>) -> Vec<Seg> {
+        packets
+            .into_iter()
+            .map(|p| {
+                assert_eq!(
+                    (p.src, p.dst),
+                    (self.us, self.peer),
+                    "a segment for someone else: {p:?}"
+                );
+                p.seg
+            })
+            .collect()
     }
 
     pub fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.shard.poll_event()).collect()
     }
 
+    /// Our TSval now, for a connection whose clock offset is `offset` (RFC 7323 5.4: one tick
+    /// per millisecond).
+    pub fn tsval(&self, offset: u32) -> u32 {
+        (self.now.as_millis() as u32).wrapping_add(offset)
+    }
+
     /// Completes a passive open from the peer (ISN 1000, MSS 1460, no options) and accepts it;
     /// returns the connection and our ISN.
     pub fn open_passive(&mut self, listener: ListenerId) -> (ConnHandle, u32) {
-        self.send(Seg::syn(1000));
+        let o = self.open_passive_with(listener, Seg::syn(1000));
+        (o.conn, o.iss)
+    }
+
+    /// Completes a passive open that starts with `syn` (whose ISN must be 1000) and accepts it.
+    /// With timestamps on the SYN, the final ACK carries TSval `tsval + 1` and echoes ours.
+    pub fn open_passive_with(&mut self, listener: ListenerId, syn: Seg) -> Opened {
+        assert_eq!(syn.seq, 1000, "scenarios count the peer's bytes from 1001");
+        let ts = syn.ts;
+        self.send(syn);
         let synack = self.recv_one();
         assert!(synack.is(TcpFlags::SYN | TcpFlags::ACK), "{synack:?}");
         let iss = synack.seq;
-        self.send(Seg::ack(1001, iss.wrapping_add(1)));
+        let mut ack = Seg::ack(1001, iss.wrapping_add(1));
+        let mut ts_offset = 0;
+        if let (Some((tsval, _)), Some((our, _))) = (ts, synack.ts) {
+            ts_offset = our.wrapping_sub(self.now.as_millis() as u32);
+            ack = ack.ts(tsval + 1, our);
+        }
+        self.send(ack);
         self.recv_none();
         let conn = self.shard.accept(listener).expect("accepted");
         self.events();
-        (conn, iss)
+        Opened {
+            conn,
+            iss,
+            ts_offset,
+        }
+    }
+
+    /// Completes an active open from [`Harness::us`] to [`Harness::peer`], the peer answering
+    /// with `synack` (ISN 5000, acknowledging our SYN whatever `synack.ack` says); returns the
+    /// connection and our ISS.
+    pub fn open_active_with(&mut self, synack: Seg) -> Opened {
+        let conn = self
+            .shard
+            .connect(self.now, self.us, self.peer)
+            .expect("connect");
+        let syn = self.recv_one();
+        assert!(syn.is(TcpFlags::SYN), "{syn:?}");
+        let ts_offset = syn
+            .ts
+            .map_or(0, |(v, _)| v.wrapping_sub(self.now.as_millis() as u32));
+        assert_eq!(
+            synack.seq, 5000,
+            "scenarios count the peer's bytes from 5001"
+        );
+        self.send(Seg {
+            ack: Some(syn.seq.wrapping_add(1)),
+            ..synack
+        });
+        let ack = self.recv_one();
+        assert!(ack.is(TcpFlags::ACK), "{ack:?}");
+        assert_eq!(self.events(), vec![Event::Connected(conn)]);
+        Opened {
+            conn,
+            iss: syn.seq,
+            ts_offset,
+        }
     }
 
     /// Reads everything readable.
@@ -377,11 +550,46 @@ impl Harness {
         }
         out
     }
+
+    /// Reads at most `n` bytes.
+    pub fn read(&mut self, conn: ConnHandle, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        let got = self.shard.recv(self.now, conn, &mut buf).expect("readable");
+        buf.truncate(got);
+        buf
+    }
 }
 
-fn ipv4(addr: SocketAddr) -> Ipv4Addr {
-    match addr.ip() {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(_) => unreachable!("the harness speaks IPv4"),
+/// Parses an IPv4 or IPv6 packet the shard sent, checking both checksums.
+fn parse(packet: &[u8]) -> Packet {
+    let (src, dst, tcp) = match packet[0] >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).expect("IPv4 out");
+            let repr = Ipv4Repr::parse(&ip, ChecksumMode::Verify).expect("valid IPv4 header");
+            assert_eq!(repr.protocol, IpProtocol::Tcp);
+            (
+                IpAddr::V4(repr.src),
+                IpAddr::V4(repr.dst),
+                &packet[ip.header_len()..][..repr.payload_len],
+            )
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).expect("IPv6 out");
+            let repr = Ipv6Repr::parse(&ip).expect("valid IPv6 header");
+            assert_eq!(repr.next_header, IpProtocol::Tcp);
+            (
+                IpAddr::V6(repr.src),
+                IpAddr::V6(repr.dst),
+                &packet[40..][..repr.payload_len],
+            )
+        }
+        v => panic!("IP version {v} out"),
+    };
+    let tcp_packet = TcpPacket::new_checked(tcp).expect("TCP out");
+    let repr = TcpRepr::parse(&tcp_packet, &src, &dst, ChecksumMode::Verify).expect("valid TCP");
+    Packet {
+        src: SocketAddr::new(src, repr.src_port),
+        dst: SocketAddr::new(dst, repr.dst_port),
+        seg: Seg::from_repr(&repr),
     }
 }
