@@ -145,6 +145,18 @@ impl core::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl TcpConfig {
+    /// The MSS to announce and to cap ours at on an IPv4 (`mss`) or IPv6 connection: the IPv6
+    /// header is 20 bytes longer than IPv4's, so the same link MTU leaves 20 bytes less
+    /// (RFC 9293 3.7.1: MSS = MTU − fixed IP header − fixed TCP header; 1440 on a 1500-byte
+    /// IPv6 link, as Linux computes it).
+    pub fn mss_for(&self, ipv4: bool) -> u16 {
+        if ipv4 {
+            self.mss
+        } else {
+            self.mss - 20
+        }
+    }
+
     /// Checks the values that would break the engine; a daemon calls this at start.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, reason| Err(ConfigError { key, reason });

@@ -208,7 +208,7 @@ impl Tcb {
         self.mss = seg
             .max_seg_size
             .unwrap_or(ctx.config.default_mss)
-            .min(ctx.config.mss)
+            .min(ctx.config.mss_for(self.tuple.is_ipv4()))
             .max(64);
         if let Some(shift) = seg.window_scale {
             // RFC 7323 2.3: a shift above 14 is used as 14.
@@ -309,11 +309,17 @@ impl Tcb {
             }
             self.snd_wl2 = ack;
             if wnd > 0 && self.rtx_mode == RtxMode::Persist {
-                // The window opened: stop probing, time the data again.
+                // The window opened: stop probing, time the data again. The probes' backoff
+                // ends with them (Linux's tcp_ack_probe clears icsk_backoff): the data that
+                // follows is timed with the plain RTO.
                 self.rtx_mode = RtxMode::Retransmit;
                 self.deadlines.rtx = None;
                 self.retransmits = 0;
                 self.rtx_since = None;
+                self.rtt.reset_backoff();
+                // Let output decide: if the window is still too small for sender SWS
+                // avoidance it persists again; without this no timer would be left at all.
+                self.queue_output();
             }
             if opened {
                 self.queue_output();
@@ -473,6 +479,12 @@ impl Tcb {
         let offset = seq.offset_from(self.rcv_nxt);
         if offset as usize + data.len() > space as usize {
             let keep = (space as usize).saturating_sub(offset as usize);
+            if keep == 0 && !data.is_empty() {
+                // Nothing of it fits (a probe into a zero window): RFC 9293 3.8.6.1, "the
+                // receiving TCP ... must still send an acknowledgment showing its next
+                // expected sequence number and current window (zero)".
+                self.schedule_ack();
+            }
             data = &data[..keep.min(data.len())];
             fin_in_window = false;
         }

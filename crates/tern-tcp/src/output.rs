@@ -148,7 +148,11 @@ impl Tcb {
         let full = len == smss;
         let all_of_it = len == unsent && (in_flight == 0 || !self.opts.nagle);
         let half_window = len >= self.max_snd_wnd / 2 && self.max_snd_wnd > 0;
-        if !(full || all_of_it || half_window) {
+        let override_timeout = core::mem::take(&mut self.sws_override);
+        // Data below SND.MAX was sent before (a timeout pulled SND.NXT back): resending it is
+        // not a new small segment, and holding it back could stall the connection for good.
+        let resend = self.snd_nxt.before(self.snd_max);
+        if !(full || all_of_it || half_window || override_timeout || resend) {
             // The persist timer overrides a stall where the window itself is too small.
             if in_flight == 0 && self.snd_wnd < smss && self.deadlines.rtx.is_none() {
                 self.enter_persist(ctx);
@@ -347,7 +351,7 @@ impl Tcb {
             });
         }
         if syn {
-            repr.max_seg_size = Some(ctx.config.mss);
+            repr.max_seg_size = Some(ctx.config.mss_for(self.tuple.is_ipv4()));
             if ctx.config.window_scaling
                 && (self.state == State::SynSent || self.snd_wscale != 0 || self.rcv_wscale != 0)
             {

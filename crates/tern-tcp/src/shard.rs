@@ -473,12 +473,11 @@ impl Shard {
             return true;
         }
         if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
-            // RFC 6191: a SYN whose timestamp (or, without timestamps, sequence number) is
-            // beyond the old connection's may start a new incarnation.
+            // RFC 6191: a SYN whose timestamp (or, when the new incarnation will not use
+            // timestamps, sequence number) is beyond the old connection's may start a new one.
             let newer = match (tw.ts_recent, seg.timestamp) {
                 (Some(recent), Some(ts)) => (ts.tsval.wrapping_sub(recent) as i32) > 0,
-                (None, _) => seg.seq_number.after(tw.rcv_nxt),
-                (Some(_), None) => false,
+                (None, _) | (Some(_), None) => seg.seq_number.after(tw.rcv_nxt),
             };
             if newer {
                 self.timewait.remove(tuple);
@@ -712,7 +711,7 @@ impl Shard {
             ack_number: Some(req.irs + 1u32),
             window_len: window,
             urgent_pointer: 0,
-            max_seg_size: Some(self.config.mss),
+            max_seg_size: Some(self.config.mss_for(req.tuple.is_ipv4())),
             window_scale: req.snd_wscale.map(|_| rcv_wscale_for(self.config.rmem)),
             sack_permitted: req.sack_ok,
             sack_blocks: SackBlocks::default(),
@@ -938,8 +937,12 @@ impl Shard {
         let tcb = self.conn_mut(h)?;
         match tcb.state {
             State::SynSent => {
-                // Nothing was sent to the peer yet that it could hold us to.
-                return self.abort_quietly(now, h);
+                // Linux's inet_shutdown disconnects a connect in progress: nothing was promised
+                // to the peer yet. The application still holds the handle, so it hears of it.
+                self.with_conn(now, h.index, |tcb, ctx| {
+                    (tcb.close(ctx, CloseReason::Aborted), ())
+                });
+                return Ok(());
             }
             State::SynReceived | State::Established | State::CloseWait => {
                 tcb.fin_queued = true;

@@ -220,6 +220,9 @@ pub(crate) struct Tcb {
     pub last_window: u16,
     /// Send a keepalive or window probe at the next output.
     pub probe_pending: bool,
+    /// The persist timer expired on a window too small for sender SWS avoidance: the next
+    /// output sends what fits anyway (RFC 9293 3.8.6.2.1 (4), the override timeout).
+    pub sws_override: bool,
     /// Something may be ready to send: the shard queues the connection for output.
     pub wants_output: bool,
 
@@ -271,7 +274,7 @@ impl Tcb {
         opts: ConnOptions,
     ) -> Tcb {
         let peer_mss = hs.peer_mss.unwrap_or(config.default_mss);
-        let mss = peer_mss.min(config.mss).max(64);
+        let mss = peer_mss.min(config.mss_for(hs.tuple.is_ipv4())).max(64);
         Tcb {
             handle,
             tuple: hs.tuple,
@@ -323,6 +326,7 @@ impl Tcb {
             ack_now: false,
             segs_unacked: 0,
             probe_pending: false,
+            sws_override: false,
             last_window: 0,
             wants_output: false,
             opts,

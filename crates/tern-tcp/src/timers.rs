@@ -98,6 +98,10 @@ impl Tcb {
 
     fn on_persist_timeout(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         if self.snd_wnd > 0 || (self.tx.is_empty() && !self.fin_queued) {
+            // A window that is open but too small for sender SWS avoidance: this expiry is the
+            // override timeout of RFC 9293 3.8.6.2.1 (4), send what fits (Linux's
+            // tcp_write_wakeup, "must have been a result SWS avoidance").
+            self.sws_override = self.snd_wnd > 0;
             self.rtx_mode = RtxMode::Retransmit;
             self.queue_output();
             return Disposition::Keep;

@@ -168,7 +168,10 @@ impl Transfer {
                     Err(e) => panic!("side {side}: send: {e}"),
                 }
             }
-            let all_sent = self.sent[side] == data.len();
+            // Like a real application, shut down only once connected (a shutdown during
+            // SYN-SENT aborts the connect, as in Linux).
+            let connected = shard.info(conn).is_ok_and(|i| i.state != State::SynSent);
+            let all_sent = self.sent[side] == data.len() && connected;
             let peer_len = if side == C {
                 self.down.len()
             } else {
@@ -219,7 +222,8 @@ impl Transfer {
         if self.first.is_some() || self.shut != [false; 2] {
             return;
         }
-        if self.sent[C] == self.up.len() && self.sent[S] == self.down.len() {
+        let connected = sim.host(C).info(c).is_ok_and(|i| i.state != State::SynSent);
+        if connected && self.sent[C] == self.up.len() && self.sent[S] == self.down.len() {
             let now = sim.now();
             sim.host_mut(C).shutdown(now, c).expect("shutdown");
             sim.host_mut(S).shutdown(now, s).expect("shutdown");

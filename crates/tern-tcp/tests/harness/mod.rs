@@ -442,6 +442,24 @@ impl Harness {
         times.into_iter().zip(self.to_peer(packets)).collect()
     }
 
+    /// Moves time forward timer by timer until the shard sends something, and returns that (with
+    /// the time); returns nothing if `limit` passes first. For traces that answer each segment.
+    #[track_caller]
+    pub fn advance_until_sent(&mut self, limit: Duration) -> Vec<(Instant, Seg)> {
+        let target = self.now + limit;
+        for _ in 0..1_000_000 {
+            let next = self.shard.poll_timeout().filter(|&t| t <= target);
+            self.now = next.map_or(target, |t| self.now.max(t));
+            self.shard.on_timeout(self.now);
+            let segs = self.recv();
+            if !segs.is_empty() || next.is_none() {
+                let now = self.now;
+                return segs.into_iter().map(|s| (now, s)).collect();
+            }
+        }
+        panic!("timers make no progress before {target:?}");
+    }
+
     /// Moves time to `t` (see [`Harness::advance`]).
     #[track_caller]
     pub fn advance_to(&mut self, t: Instant) -> Vec<(Instant, Seg)> {
