@@ -19,7 +19,8 @@ pub struct TcpConfig {
     /// none advertises a zero window or refuses to queue data until one frees up.
     pub max_buffers: usize,
     /// MSS we advertise and the upper bound of the one we use (`TCP_MAXSEG`; Linux derives it
-    /// from the route MTU: 1460 on a 1500-byte IPv4 link).
+    /// from the route MTU: 1460 on a 1500-byte IPv4 link). IPv6 connections use 20 bytes less
+    /// for the same link ([`TcpConfig::mss_for`]).
     pub mss: u16,
     /// MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1: 536; Linux
     /// `tcp_base_mss`-independent default `TCP_MSS_DEFAULT`).

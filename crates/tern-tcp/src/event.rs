@@ -10,6 +10,14 @@ pub struct ConnHandle {
     pub(crate) generation: u32,
 }
 
+impl ConnHandle {
+    /// A small number unique among the shard's live connections (reused after a connection
+    /// is gone), for applications that keep per-connection tables in a `Vec`.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
 impl fmt::Display for ConnHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn#{}.{}", self.index, self.generation)

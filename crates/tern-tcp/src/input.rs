@@ -29,7 +29,7 @@ impl Tcb {
             if !rst && !stale && (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0 {
                 ctx.counters.paws_estab += 1;
                 ctx.counters.drop(DropReason::Paws);
-                self.send_oow_ack(ctx);
+                self.send_oow_ack(ctx, seg);
                 return Disposition::Keep;
             }
         }
@@ -68,7 +68,7 @@ impl Tcb {
                     });
                     ctx.counters.tcp_dsack_sent += 1;
                 }
-                self.send_oow_ack(ctx);
+                self.send_oow_ack(ctx, seg);
             }
             ctx.counters.drop(DropReason::OutOfWindow);
             return Disposition::Keep;
@@ -106,7 +106,7 @@ impl Tcb {
                 ctx.counters.tcp_ack_unsent += 1;
             }
             ctx.counters.drop(DropReason::BadAck);
-            self.send_oow_ack(ctx);
+            self.send_oow_ack(ctx, seg);
             return Disposition::Keep;
         }
 
@@ -593,10 +593,13 @@ impl Tcb {
         Disposition::Keep
     }
 
-    /// An ACK for an unacceptable segment, throttled per connection (RFC 5961 §10; Linux's
-    /// `tcp_invalid_ratelimit`).
-    fn send_oow_ack(&mut self, ctx: &mut Ctx<'_>) {
-        if self.oow_rate_limited(ctx) {
+    /// An ACK for an unacceptable segment (RFC 9293 3.10.7.4), throttled per connection when
+    /// the segment holds no sequence space (RFC 5961 §10; Linux's `tcp_invalid_ratelimit`).
+    /// One with data or a FIN is answered every time, as Linux's `tcp_oow_rate_limited` does:
+    /// it cannot be part of an ACK loop, and its sender needs the ACK to stop retransmitting.
+    fn send_oow_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+        let occupies_space = seg_len(seg) > 0 && !seg.flags.contains(TcpFlags::SYN);
+        if !occupies_space && self.oow_rate_limited(ctx) {
             return;
         }
         self.schedule_ack();

@@ -361,6 +361,12 @@ impl Tcb {
         } else {
             repr.sack_blocks = self.sack_blocks();
         }
+        let payload_len = match payload {
+            Payload::None => 0,
+            Payload::Garbage => 1,
+            Payload::Data { len, .. } => len as u32,
+        };
+        let seq_len = payload_len + u32::from(syn) + u32::from(flags.contains(TcpFlags::FIN));
         let len = match payload {
             Payload::None => emit_segment(buf, &self.tuple, &repr, 0, |_| {})?,
             Payload::Garbage => emit_segment(buf, &self.tuple, &repr, 1, |out| out[0] = 0)?,
@@ -378,7 +384,12 @@ impl Tcb {
             self.segs_unacked = 0;
             self.deadlines.delack = None;
         }
-        ctx.counters.out_segs += 1;
+        // OutSegs leaves retransmissions out (they count in RetransSegs): like Linux's
+        // __tcp_transmit_skb, count segments that occupy no sequence space or reach past
+        // everything sent before.
+        if seq_len == 0 || (seq + seq_len).after(self.snd_max) {
+            ctx.counters.out_segs += 1;
+        }
         Some(len)
     }
 }

@@ -90,3 +90,26 @@ fn data_we_send_carries_the_ack_and_cancels_the_delayed_one() {
     assert!(h.advance(ms(100)).is_empty());
     assert_eq!(h.counters().delayed_acks, 0);
 }
+
+#[test]
+fn every_duplicate_data_segment_is_answered_but_stray_pure_acks_are_throttled() {
+    let (mut h, l) = Harness::listening(config());
+    let (_, iss) = h.open_passive(l);
+    h.send(Seg::data(1001, iss + 1, b"abc"));
+    h.advance(ms(40));
+    // The peer did not hear our ACK and retransmits, twice: each copy is answered at once
+    // (RFC 9293 3.10.7.4: "an acknowledgment should be sent in reply"); data segments are not
+    // part of an ACK loop, so Linux's tcp_oow_rate_limited never throttles them.
+    for _ in 0..2 {
+        h.send(Seg::data(1001, iss + 1, b"abc"));
+        let ack = h.recv_one();
+        assert_eq!((ack.seq, ack.ack), (iss + 1, Some(1004)));
+    }
+    // Segments without data below the window are answered at most once per 500 ms
+    // (tcp_invalid_ratelimit, RFC 5961 §10).
+    h.advance(ms(500));
+    h.send(Seg::ack(900, iss + 1));
+    assert_eq!(h.recv_one().ack, Some(1004));
+    h.send(Seg::ack(900, iss + 1));
+    h.recv_none();
+}

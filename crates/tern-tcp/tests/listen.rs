@@ -4,9 +4,7 @@
 
 mod harness;
 
-use harness::{
-    config, ms, secs, Harness, Seg, A, PEER, PEER2, PEER3, PEER6, R, RA, SA, US, US6,
-};
+use harness::{config, ms, secs, Harness, Seg, A, PEER, PEER2, PEER3, PEER6, R, RA, SA, US, US6};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tern_tcp::{Event, ListenConfig, State};
 
@@ -20,7 +18,10 @@ fn the_syn_ack_is_retransmitted_at_1_3_7_15_31_s_and_the_request_dropped_at_63_s
     let at: Vec<u64> = sent.iter().map(|(t, _)| (*t - start).as_millis()).collect();
     // tcp_synack_retries = 5: 1 s doubling.
     assert_eq!(at, vec![1_000, 3_000, 7_000, 15_000, 31_000]);
-    assert!(sent.iter().all(|(_, s)| *s == synack), "the same SYN-ACK each time");
+    assert!(
+        sent.iter().all(|(_, s)| *s == synack),
+        "the same SYN-ACK each time"
+    );
     assert_eq!(h.shard.listener_info(l).unwrap().syn_queue, 1);
     // 63 s: the last one went unanswered for 32 s; the request is dropped.
     assert!(h.advance(ms(1)).is_empty());
@@ -42,7 +43,11 @@ fn a_retransmitted_syn_gets_the_syn_ack_again() {
     let synack = h.recv_one();
     h.advance(ms(300));
     h.send(Seg::syn(1000).sack_perm().ws(5));
-    assert_eq!(h.recv_one(), synack, "our SYN-ACK was lost: the same one again");
+    assert_eq!(
+        h.recv_one(),
+        synack,
+        "our SYN-ACK was lost: the same one again"
+    );
     assert_eq!(h.shard.listener_info(l).unwrap().syn_queue, 1);
     h.send(Seg::ack(1001, synack.seq + 1));
     assert!(h.shard.accept(l).is_some());
@@ -224,7 +229,10 @@ fn an_ipv4_wildcard_listener_serves_every_local_address_and_an_exact_one_wins() 
     h.send_from(PEER, other, Seg::syn(1000));
     let out = h.recv_packets();
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].src, out[0].dst, out[0].seg.flags), (other, PEER, SA));
+    assert_eq!(
+        (out[0].src, out[0].dst, out[0].seg.flags),
+        (other, PEER, SA)
+    );
     assert_eq!(h.shard.listener_info(wildcard).unwrap().syn_queue, 1);
     h.send_from(PEER, other, Seg::ack(1001, out[0].seg.seq + 1));
     let conn = h.shard.accept(wildcard).unwrap();
@@ -243,4 +251,29 @@ fn a_syn_to_a_port_nobody_listens_on_gets_rst_ack() {
     assert_eq!(out[0].seg.flags, RA);
     assert_eq!((out[0].seg.seq, out[0].seg.ack), (0, Some(1001)));
     assert_eq!(h.counters().out_rsts, 1);
+}
+
+#[test]
+fn a_connection_reset_while_it_waits_in_the_accept_queue_is_skipped() {
+    let (mut h, l) = Harness::listening(config());
+    h.send(Seg::syn(1000));
+    let synack = h.recv_one();
+    h.send(Seg::ack(1001, synack.seq + 1));
+    h.peer = PEER2;
+    h.send(Seg::syn(2000));
+    let synack2 = h.recv_one();
+    h.send(Seg::ack(2001, synack2.seq + 1));
+    assert_eq!(h.events(), vec![Event::Acceptable(l)]);
+    assert_eq!(h.shard.listener_info(l).unwrap().accept_queue, 2);
+    // PEER gives up before the application gets to it.
+    h.peer = PEER;
+    h.send(Seg::rst(1001));
+    assert!(
+        h.events().is_empty(),
+        "nobody holds it yet: no Closed event"
+    );
+    let conn = h.shard.accept(l).unwrap();
+    assert_eq!(h.shard.info(conn).unwrap().tuple.remote(), PEER2);
+    assert!(h.shard.accept(l).is_none());
+    assert_eq!(h.shard.connection_count(), 1);
 }

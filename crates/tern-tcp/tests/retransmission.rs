@@ -18,6 +18,7 @@ fn unacknowledged_data_backs_off_from_one_second_to_rto_max_then_retries2_aborts
     let start = h.now;
     h.shard.send(h.now, conn, b"hello").unwrap();
     let first = h.recv_one();
+    let out_segs = h.counters().out_segs;
     assert_eq!(
         (first.seq, first.payload.as_slice()),
         (iss + 1, &b"hello"[..])
@@ -60,6 +61,11 @@ fn unacknowledged_data_backs_off_from_one_second_to_rto_max_then_retries2_aborts
 
     let c = h.counters();
     assert_eq!(c.retrans_segs, 13);
+    assert_eq!(
+        c.out_segs,
+        out_segs + 1,
+        "OutSegs counts the RST, not retransmissions"
+    );
     assert_eq!(c.tcp_timeouts, 14, "every expiry, the last one included");
     assert_eq!(c.tcp_retrans_fail, 1, "one delivery problem per series");
     assert_eq!(c.tcp_abort_on_timeout, 1);
@@ -304,4 +310,74 @@ fn a_timestamp_echo_measures_even_a_retransmitted_syn() {
     h.recv_one();
     // RTT 80 ms from the echo (RFC 7323 4.1): RTO = 80 + 4 × 40 = 240 ms, and no fallback.
     assert_eq!(h.shard.info(conn).unwrap().rto, ms(240));
+}
+
+#[test]
+fn an_unacknowledged_fin_is_retransmitted_like_data() {
+    let (mut h, l) = Harness::listening(config());
+    let (conn, iss) = h.open_passive(l);
+    h.shard.shutdown(h.now, conn).unwrap();
+    let start = h.now;
+    let fin = h.recv_one();
+    assert_eq!((fin.flags, fin.seq), (harness::FA, iss + 1));
+    let sent = h.advance(secs(8));
+    assert_eq!(times_ms(start, &sent), vec![1_000, 3_000, 7_000]);
+    assert!(sent.iter().all(|(_, s)| *s == fin), "{sent:?}");
+    h.send(Seg::ack(1001, iss + 2));
+    assert_eq!(h.shard.info(conn).unwrap().state, State::FinWait2);
+    assert!(h.advance(secs(300)).is_empty());
+}
+
+#[test]
+fn each_new_series_of_timeouts_reports_its_delivery_problem() {
+    let (mut h, l) = Harness::listening(config());
+    let (conn, iss) = h.open_passive(l);
+    h.shard.send(h.now, conn, b"one").unwrap();
+    h.recv_one();
+    assert_eq!(h.advance(secs(7)).len(), 3);
+    assert_eq!(h.events(), vec![Event::DeliveryProblem(conn)]);
+    // Progress ends the series...
+    h.send(Seg::ack(1001, iss + 4));
+    // ...and the next one, at its own third retransmission, reports again. The RTO kept its
+    // backoff (8 s, no sample): retransmissions at 8, 24 and 56 s.
+    h.shard.send(h.now, conn, b"two").unwrap();
+    let start = h.now;
+    h.recv_one();
+    assert_eq!(times_ms(start, &h.advance(secs(55))), vec![8_000, 24_000]);
+    assert!(h.events().is_empty());
+    assert_eq!(times_ms(start, &h.advance(secs(1))), vec![56_000]);
+    assert_eq!(h.events(), vec![Event::DeliveryProblem(conn)]);
+    assert_eq!(h.counters().tcp_retrans_fail, 2);
+}
+
+#[test]
+fn retries2_counts_from_the_first_retransmission_not_the_original_send() {
+    let (mut h, l) = Harness::listening(config());
+    let (conn, iss) = h.open_passive(l);
+    // A 10 ms RTT: RTO = rto_min = 200 ms, exactly the model tcp_retries2 is computed from.
+    h.shard.send(h.now, conn, b"ping").unwrap();
+    h.recv_one();
+    h.advance(ms(10));
+    h.send(Seg::ack(1001, iss + 5));
+    h.shard.send(h.now, conn, b"lost").unwrap();
+    let start = h.now;
+    h.recv_one();
+    let sent = h.advance(secs(1_100));
+    let (retransmissions, rst) = sent.split_at(sent.len() - 1);
+    // 0.2, 0.6, 1.4 ... 102.2 s (doubling), then every 120 s.
+    let mut expected = Vec::new();
+    let (mut t, mut rto) = (0, 200);
+    for _ in 0..16 {
+        t += rto;
+        expected.push(t);
+        rto = (rto * 2).min(120_000);
+    }
+    assert_eq!(times_ms(start, retransmissions), expected);
+    // The 16th expiry, at 924.6 s, is only 924.4 s after the first retransmission (Linux's
+    // retrans_stamp is stamped by tcp_retransmit_skb after __tcp_transmit_skb restamped the
+    // head): not yet 924.6 s, so a 16th retransmission; the next expiry gives up.
+    assert_eq!(expected[15], 924_600);
+    assert_eq!(times_ms(start, rst), vec![1_044_600]);
+    assert_eq!(rst[0].1.flags, RA);
+    assert_eq!(h.counters().tcp_abort_on_timeout, 1);
 }

@@ -29,12 +29,11 @@ fn a_passive_open_echoes_the_syns_tsval_and_keeps_timestamps_on() {
 fn no_timestamps_unless_both_syns_carry_them() {
     // The peer's SYN has none: neither has our SYN-ACK, nor anything after.
     let (mut h, l) = Harness::listening(config_ts());
-    let (conn, iss) = h.open_passive(l);
+    let (conn, _) = h.open_passive(l);
     assert_eq!(h.sent[0].1.seg.ts, None);
     assert!(!h.shard.info(conn).unwrap().timestamps);
     h.shard.send(h.now, conn, b"x").unwrap();
     assert_eq!(h.recv_one().ts, None);
-    let _ = iss;
 
     // Our SYN offers them, the SYN-ACK does not: off.
     let mut h = Harness::new(config_ts());
@@ -152,4 +151,32 @@ fn ts_recent_is_taken_only_from_segments_that_cover_last_ack_sent() {
     let sent = h.advance(ms(40));
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].1.ack, sent[0].1.tsecr()), (Some(1203), 400));
+}
+
+#[test]
+fn probes_and_syn_ack_retransmissions_carry_timestamps_too() {
+    let (mut h, l) = Harness::listening(config_ts());
+    h.send(Seg::syn(1000).ts(100, 0));
+    let synack = h.recv_one();
+    let offset = synack.tsval().wrapping_sub(h.now.as_millis() as u32);
+    let sent = h.advance(tern_tcp::Duration::from_secs(1));
+    // A fresh TSval, the SYN's TSval echoed.
+    assert_eq!(sent[0].1.ts, Some((h.tsval(offset), 100)));
+    h.send(Seg::ack(1001, synack.seq + 1).ts(101, synack.tsval()));
+    let conn = h.shard.accept(l).unwrap();
+    // A zero window, data behind it: the persist probe carries TSopt (RFC 7323 3.2: every
+    // non-RST segment).
+    h.send(Seg::ack(1001, synack.seq + 1).ts(102, 0).wnd(0));
+    h.shard.send(h.now, conn, b"x").unwrap();
+    h.recv_none();
+    // The SYN-ACK was retransmitted: RTO 3 s (RFC 6298 (5.7)), the first probe then.
+    let sent = h.advance(secs(3));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let probe = &sent[0].1;
+    assert_eq!(probe.seq, synack.seq);
+    assert_eq!(probe.tsecr(), 102);
+    assert_eq!(
+        probe.tsval(),
+        (sent[0].0.as_millis() as u32).wrapping_add(offset)
+    );
 }

@@ -203,6 +203,7 @@ fn small_receiver() -> (Harness, ConnHandle, u32) {
     assert_eq!(synack.wnd, 5840);
     h.send(Seg::ack(1001, synack.seq + 1));
     let conn = h.shard.accept(l).unwrap();
+    h.events();
     (h, conn, synack.seq)
 }
 
@@ -290,4 +291,46 @@ fn the_right_edge_of_the_offered_window_never_moves_left() {
         }
     }
     assert!(h.sent.len() > 100, "the trace saw many ACKs");
+}
+
+#[test]
+fn a_window_scale_above_14_is_used_as_14() {
+    let mut h = Harness::new(config());
+    // RFC 7323 2.3: "If a Window Scale option is received with a shift.cnt value larger than
+    // 14, the TCP SHOULD log the error but MUST use 14 instead of the specified value."
+    let (conn, _) = open_with_window(&mut h, Some(15), 1);
+    let i = h.shard.info(conn).unwrap();
+    assert_eq!((i.snd_wscale, i.snd_wnd), (14, 1 << 14));
+}
+
+#[test]
+fn without_scaling_our_window_is_capped_at_65535() {
+    let (mut h, l) = Harness::listening(config());
+    let (conn, iss) = h.open_passive(l);
+    assert_eq!(h.shard.info(conn).unwrap().rcv_wscale, 0);
+    h.send(Seg::data(1001, iss + 1, &[0; 1460]));
+    h.send(Seg::data(2461, iss + 1, &[0; 1460]));
+    let ack = h.recv_one();
+    // 128 KiB − 2920 of room, but no shift was agreed (the peer's SYN had no option): the
+    // field's largest value.
+    assert_eq!((ack.ack, ack.wnd), (Some(3921), 65_535));
+}
+
+#[test]
+fn a_bare_fin_is_taken_even_into_a_zero_window() {
+    let (mut h, conn, iss) = small_receiver();
+    for i in 0..4u32 {
+        h.send(Seg::data(1001 + i * 1460, iss + 1, &[7; 1460]));
+    }
+    h.recv();
+    assert_eq!(h.shard.info(conn).unwrap().rcv_wnd, 0);
+    // A FIN holds no data: accepting it costs no buffer (Linux's tcp_data_queue does the same).
+    h.send(Seg::fin(6841, iss + 1));
+    let ack = h.recv_one();
+    assert_eq!((ack.ack, ack.wnd), (Some(6842), 0));
+    assert_eq!(
+        h.events(),
+        vec![Event::Readable(conn), Event::PeerClosed(conn)]
+    );
+    assert_eq!(h.read_all(conn).len(), 5840);
 }

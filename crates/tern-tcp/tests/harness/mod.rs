@@ -416,10 +416,16 @@ impl Harness {
     }
 
     /// Moves time forward by `d`, firing every timer at its own deadline and collecting what
-    /// the shard sends (to anyone), with the time it sent it.
+    /// the shard sends (to anyone), with the time it sent it. Like a worker, it first sends
+    /// what the last input or call left pending, at the current time.
     pub fn advance_packets(&mut self, d: Duration) -> Vec<(Instant, Packet)> {
         let target = self.now + d;
-        let mut out = Vec::new();
+        let start = self.now;
+        let mut out: Vec<_> = self
+            .recv_packets()
+            .into_iter()
+            .map(|p| (start, p))
+            .collect();
         for _ in 0..1_000_000 {
             let next = self.shard.poll_timeout().filter(|&t| t <= target);
             self.now = next.map_or(target, |t| self.now.max(t));
@@ -447,6 +453,11 @@ impl Harness {
     #[track_caller]
     pub fn advance_until_sent(&mut self, limit: Duration) -> Vec<(Instant, Seg)> {
         let target = self.now + limit;
+        let now = self.now;
+        let pending = self.recv();
+        if !pending.is_empty() {
+            return pending.into_iter().map(|s| (now, s)).collect();
+        }
         for _ in 0..1_000_000 {
             let next = self.shard.poll_timeout().filter(|&t| t <= target);
             self.now = next.map_or(target, |t| self.now.max(t));
