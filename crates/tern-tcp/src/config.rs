@@ -22,8 +22,8 @@ pub struct TcpConfig {
     /// from the route MTU: 1460 on a 1500-byte IPv4 link). IPv6 connections use 20 bytes less
     /// for the same link ([`TcpConfig::mss_for`]).
     pub mss: u16,
-    /// MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1: 536; Linux
-    /// `tcp_base_mss`-independent default `TCP_MSS_DEFAULT`).
+    /// MSS assumed for IPv4 when the peer sends no MSS option (RFC 9293 3.7.1, MUST-15: 536;
+    /// Linux's `TCP_MSS_DEFAULT`). IPv6 assumes 1220 (1280 − 60), as MUST-15 requires.
     pub default_mss: u16,
     /// Send timestamps and use them for RTTM and PAWS (`tcp_timestamps`, default on).
     pub timestamps: bool,
@@ -150,6 +150,15 @@ impl TcpConfig {
     /// header is 20 bytes longer than IPv4's, so the same link MTU leaves 20 bytes less
     /// (RFC 9293 3.7.1: MSS = MTU − fixed IP header − fixed TCP header; 1440 on a 1500-byte
     /// IPv6 link, as Linux computes it).
+    /// The send MSS to assume when the peer sends no MSS option (RFC 9293 MUST-15).
+    pub fn default_mss_for(&self, ipv4: bool) -> u16 {
+        if ipv4 {
+            self.default_mss
+        } else {
+            1220
+        }
+    }
+
     pub fn mss_for(&self, ipv4: bool) -> u16 {
         if ipv4 {
             self.mss

@@ -106,7 +106,7 @@ counters! {
     /// SYNs dropped because the SYN queue was full and SYN cookies were off.
     tcp_req_q_full_drop => "TCPReqQFullDrop",
     /// Acknowledgments for data not yet sent (RFC 9293 3.10.7.4: ACK and drop).
-    tcp_ack_unsent => "TCPACKSkippedSynRecv",
+    tcp_ack_unsent => "TCPACKUnsentData",
 }
 
 /// Why the engine dropped a segment. The value is its index in [`Counters::drops`].

@@ -207,7 +207,7 @@ impl Tcb {
         self.last_ack_sent = self.rcv_nxt;
         self.mss = seg
             .max_seg_size
-            .unwrap_or(ctx.config.default_mss)
+            .unwrap_or(ctx.config.default_mss_for(self.tuple.is_ipv4()))
             .min(ctx.config.mss_for(self.tuple.is_ipv4()))
             .max(64);
         if let Some(shift) = seg.window_scale {
@@ -536,7 +536,11 @@ impl Tcb {
         // RFC 1122 4.2.3.2: ACK at least every second full-sized segment; RFC 5681 4.2: ACK at
         // once when a segment fills (part of) a hole.
         let filled_hole = became_contiguous > written as u32 || !self.ofo.is_empty();
-        if written as u32 >= self.smss() {
+        // "Full-sized" by the segments the peer actually sends (Linux's tcp_measure_rcv_mss):
+        // a peer with a smaller MSS than ours still gets an ACK every second segment.
+        let len = u16::try_from(written).unwrap_or(u16::MAX);
+        self.rcv_mss = self.rcv_mss.max(len.min(self.mss));
+        if len >= self.rcv_mss {
             self.segs_unacked += 1;
         }
         if filled_hole || self.segs_unacked >= 2 {

@@ -146,7 +146,9 @@ impl Tcb {
         // data can be sent" case: send a full segment, or everything if nothing is in flight
         // (or Nagle is off), or at least half the largest window the peer offered.
         let full = len == smss;
-        let all_of_it = len == unsent && (in_flight == 0 || !self.opts.nagle);
+        // Nagle holds a small tail only while more may be written; once the FIN is queued
+        // nothing will follow it (Linux pushes with Nagle off when closing).
+        let all_of_it = len == unsent && (in_flight == 0 || !self.opts.nagle || self.fin_queued);
         let half_window = len >= self.max_snd_wnd / 2 && self.max_snd_wnd > 0;
         let override_timeout = core::mem::take(&mut self.sws_override);
         // Data below SND.MAX was sent before (a timeout pulled SND.NXT back): resending it is

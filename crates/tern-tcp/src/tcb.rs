@@ -216,6 +216,8 @@ pub(crate) struct Tcb {
     pub ack_now: bool,
     /// Full-sized segments received since our last ACK (RFC 1122 4.2.3.2: ACK every second).
     pub segs_unacked: u32,
+    /// The largest segment the peer has sent, which defines "full-sized" for delayed ACKs.
+    pub rcv_mss: u16,
     /// The window field of the last segment we sent (repeated by TIME-WAIT ACKs).
     pub last_window: u16,
     /// Send a keepalive or window probe at the next output.
@@ -273,7 +275,9 @@ impl Tcb {
         config: &TcpConfig,
         opts: ConnOptions,
     ) -> Tcb {
-        let peer_mss = hs.peer_mss.unwrap_or(config.default_mss);
+        let peer_mss = hs
+            .peer_mss
+            .unwrap_or(config.default_mss_for(hs.tuple.is_ipv4()));
         let mss = peer_mss.min(config.mss_for(hs.tuple.is_ipv4())).max(64);
         Tcb {
             handle,
@@ -325,6 +329,7 @@ impl Tcb {
             last_oow_ack: None,
             ack_now: false,
             segs_unacked: 0,
+            rcv_mss: 536u16.min(mss),
             probe_pending: false,
             sws_override: false,
             last_window: 0,

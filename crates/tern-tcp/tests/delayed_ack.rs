@@ -113,3 +113,21 @@ fn every_duplicate_data_segment_is_answered_but_stray_pure_acks_are_throttled() 
     h.send(Seg::ack(900, iss + 1));
     h.recv_none();
 }
+
+#[test]
+fn a_peer_sending_smaller_segments_than_our_mss_is_still_acknowledged_every_second_one() {
+    let (mut h, l) = Harness::listening(config());
+    // The peer announces 1460 but its path carries 1000-byte segments: "full-sized" is what
+    // it actually sends (Linux's tcp_measure_rcv_mss), not our MSS.
+    let (_conn, iss) = h.open_passive(l);
+    let chunk = [3u8; 1000];
+    h.send(Seg::data(1001, iss + 1, &chunk));
+    h.recv_none();
+    h.send(Seg::data(2001, iss + 1, &chunk));
+    let ack = h.recv_one();
+    assert_eq!(
+        ack.ack,
+        Some(3001),
+        "the second full-sized segment is acknowledged at once"
+    );
+}

@@ -80,3 +80,19 @@ fn turning_nagle_off_releases_what_it_held() {
     let b = h.recv_one();
     assert_eq!((b.seq, b.payload.as_slice()), (iss + 2, &b"b"[..]));
 }
+
+#[test]
+fn closing_sends_a_held_tail_with_the_fin_at_once() {
+    let (mut h, l) = Harness::listening(config());
+    let (conn, iss) = h.open_passive(l);
+    h.shard.send(h.now, conn, b"a").unwrap();
+    h.recv_one();
+    h.shard.send(h.now, conn, b"tail").unwrap();
+    h.recv_none();
+    // Nothing can follow a FIN, so Nagle has nothing to wait for (Linux pushes with Nagle off
+    // when closing): the tail and the FIN leave together without waiting for the ACK of "a".
+    h.shard.close(h.now, conn).unwrap();
+    let seg = h.recv_one();
+    assert_eq!((seg.seq, seg.payload.as_slice()), (iss + 2, &b"tail"[..]));
+    assert!(seg.flags.contains(tern_wire::TcpFlags::FIN), "{seg:?}");
+}

@@ -451,3 +451,21 @@ fn config_validation_names_the_key() {
     assert_eq!(err.key, "delack_timeout");
     assert!(err.to_string().contains("500 ms"));
 }
+
+#[test]
+fn an_ipv6_peer_without_mss_option_gets_1220() {
+    let mut h = Harness::new(config());
+    h.us = harness::US6;
+    h.peer = harness::PEER6;
+    let conn = h.shard.connect(h.now, h.us, h.peer).unwrap();
+    let syn = h.recv_one();
+    assert_eq!(
+        syn.mss,
+        Some(1440),
+        "IPv6 announces 20 bytes less than IPv4 on the same link"
+    );
+    h.send(Seg::syn_ack(5000, syn.seq + 1).no_mss());
+    h.recv_one();
+    // RFC 9293 MUST-15: without an MSS option, assume 1220 (1280 - 60) for IPv6.
+    assert_eq!(h.shard.info(conn).unwrap().mss, 1220);
+}
