@@ -10,36 +10,33 @@
 //! application dequeues from the head. [`RingBuffer::window`] is the receive window.
 //!
 //! The storage is a plain `Box<[u8]>` lent by a [`BufferPool`](crate::pool::BufferPool) and
-//! handed back with [`RingBuffer::into_storage`], so an idle connection holds
-//! [`RingBuffer::EMPTY`] and no buffer memory.
+//! handed back with [`RingBuffer::into_storage`], so an idle connection holds the empty
+//! default ring and no buffer memory. Indices are `u32` (buffers are at most 1 GiB, the
+//! largest scaled TCP window) to keep the ring at 24 bytes inside every connection.
 
 use core::fmt;
 
 /// A byte ring over borrowed-from-the-pool storage; see the [module docs](self).
 pub struct RingBuffer {
-    /// Never resized: its length is the capacity. A `Vec` rather than a `Box<[u8]>` only so
-    /// that the empty ring can be a `const`.
-    storage: Vec<u8>,
+    /// Never resized: its length is the capacity (at most `u32::MAX`).
+    storage: Box<[u8]>,
     /// Index of the first committed byte.
-    head: usize,
+    head: u32,
     /// Committed bytes, from `head` onwards (wrapping).
-    len: usize,
+    len: u32,
 }
 
 impl RingBuffer {
-    /// A ring with no storage: capacity and window are zero.
-    pub const EMPTY: RingBuffer = RingBuffer {
-        storage: Vec::new(),
-        head: 0,
-        len: 0,
-    };
-
     /// An empty ring using `storage`, whose length is the capacity. Old contents are not
     /// cleared (pool buffers are reused as they are); they are unreachable until overwritten,
     /// except through [`advance_write`](Self::advance_write) over unwritten bytes.
     pub fn from_storage(storage: Box<[u8]>) -> Self {
+        assert!(
+            u32::try_from(storage.len()).is_ok(),
+            "ring storage above 4 GiB"
+        );
         RingBuffer {
-            storage: storage.into_vec(),
+            storage,
             head: 0,
             len: 0,
         }
@@ -47,8 +44,7 @@ impl RingBuffer {
 
     /// Gives the storage back (for the pool), discarding the contents.
     pub fn into_storage(self) -> Box<[u8]> {
-        // Capacity equals length, so this does not reallocate.
-        self.storage.into_boxed_slice()
+        self.storage
     }
 
     /// Total size of the storage.
@@ -58,7 +54,7 @@ impl RingBuffer {
 
     /// Committed bytes: unacknowledged data (send) or unread in-order data (receive).
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether no byte is committed.
@@ -68,12 +64,12 @@ impl RingBuffer {
 
     /// Whether no free space is left.
     pub fn is_full(&self) -> bool {
-        self.len == self.capacity()
+        self.len as usize == self.capacity()
     }
 
     /// Free space after the committed bytes: the receive window, or room for more send data.
     pub fn window(&self) -> usize {
-        self.capacity() - self.len
+        self.capacity() - self.len as usize
     }
 
     /// Drops every committed byte.
@@ -84,7 +80,7 @@ impl RingBuffer {
     /// Appends as much of `data` as fits and returns how much that was.
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
         let n = self.write_at(0, data);
-        self.len += n;
+        self.len += n as u32;
         n
     }
 
@@ -98,11 +94,11 @@ impl RingBuffer {
     /// Copies committed bytes starting `offset` bytes after the head into `out`, without
     /// consuming them, and returns the count: `out.len()` or what is left after `offset`.
     pub fn read_at(&self, offset: usize, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.len.saturating_sub(offset));
+        let n = out.len().min((self.len as usize).saturating_sub(offset));
         if n == 0 {
             return 0;
         }
-        let start = self.wrap(self.head + offset);
+        let start = self.wrap(self.head as usize + offset);
         let first = n.min(self.capacity() - start);
         out[..first].copy_from_slice(&self.storage[start..start + first]);
         out[first..n].copy_from_slice(&self.storage[..n - first]);
@@ -117,7 +113,7 @@ impl RingBuffer {
         if n == 0 {
             return 0;
         }
-        let start = self.wrap(self.head + self.len + offset);
+        let start = self.wrap(self.head as usize + self.len as usize + offset);
         let first = n.min(self.capacity() - start);
         self.storage[start..start + first].copy_from_slice(&data[..first]);
         self.storage[..n - first].copy_from_slice(&data[first..n]);
@@ -135,7 +131,7 @@ impl RingBuffer {
             "advance_write({n}) past the window ({})",
             self.window()
         );
-        self.len += n;
+        self.len += n as u32;
     }
 
     /// Drops `n` committed bytes from the head (acknowledged, or read by the application).
@@ -145,14 +141,14 @@ impl RingBuffer {
     /// If `n` exceeds [`len`](Self::len).
     pub fn consume(&mut self, n: usize) {
         assert!(
-            n <= self.len,
+            n <= self.len as usize,
             "consume({n}) beyond the {} committed bytes",
             self.len
         );
-        self.len -= n;
+        self.len -= n as u32;
         // The head does not jump back to 0 when drained: out-of-order bytes may already sit
         // beyond the tail, at positions relative to it.
-        self.head = self.wrap(self.head + n);
+        self.head = self.wrap(self.head as usize + n) as u32;
     }
 
     /// Maps a logical index below twice the capacity onto the storage.
@@ -167,7 +163,11 @@ impl RingBuffer {
 
 impl Default for RingBuffer {
     fn default() -> Self {
-        Self::EMPTY
+        RingBuffer {
+            storage: Box::default(),
+            head: 0,
+            len: 0,
+        }
     }
 }
 

@@ -215,6 +215,13 @@ impl TcpConfig {
         if self.keepalive.probes == 0 || self.keepalive.probes > 127 {
             return err("keepalive_probes", "must be 1..=127 (Linux's limit)");
         }
+        let day49 = Duration::from_millis(u64::from(u32::MAX));
+        if self.keepalive.time > day49 || self.keepalive.interval > day49 {
+            return err(
+                "keepalive_time",
+                "keepalive_time and keepalive_intvl must be under 49 days",
+            );
+        }
         if self.keepalive.time.is_zero() || self.keepalive.interval.is_zero() {
             return err(
                 "keepalive_time",

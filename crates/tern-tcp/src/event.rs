@@ -77,6 +77,9 @@ pub enum ConnError {
     AddrInUse,
     /// Local and remote addresses are of different families, or unusable.
     InvalidAddress,
+    /// An option value out of range: keepalive and user-timeout times must fit 32 bits of
+    /// milliseconds (about 49 days) and the probe count 255.
+    InvalidOption,
 }
 
 impl fmt::Display for ConnError {
@@ -91,6 +94,9 @@ impl fmt::Display for ConnError {
             ConnError::AddrInUse => "the 4-tuple is already in use",
             ConnError::InvalidAddress => {
                 "local and remote addresses must be of the same family and not unspecified"
+            }
+            ConnError::InvalidOption => {
+                "option out of range: keepalive and user-timeout times must be under 49 days, keepalive probes at most 255"
             }
         })
     }

@@ -250,7 +250,7 @@ impl Tcb {
     /// A keepalive or zero-window probe: SEG.SEQ = SND.UNA − 1 so the peer must answer with an
     /// ACK carrying its window (RFC 1122 4.2.3.6; Linux's `tcp_xmit_probe_skb`).
     fn send_probe(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> Option<usize> {
-        let garbage = self.rtx_mode != RtxMode::Persist && self.opts.keepalive.garbage_octet;
+        let garbage = self.rtx_mode != RtxMode::Persist && self.opts.keepalive().garbage_octet;
         let payload = if garbage {
             Payload::Garbage
         } else {

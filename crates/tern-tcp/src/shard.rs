@@ -17,7 +17,7 @@ use crate::pool::BufferPool;
 use crate::rtt::RttEstimator;
 use crate::slab::Slab;
 use crate::state::State;
-use crate::tcb::{ConnOptions, Ctx, Disposition, Handshake, Reply, Tcb, MAX_WSCALE};
+use crate::tcb::{ConnOptions, Ctx, Disposition, Handshake, PackedOptions, Reply, Tcb, MAX_WSCALE};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::timewait::{TimeWait, TimeWaitTable};
@@ -72,7 +72,8 @@ pub struct Shard {
     config: TcpConfig,
     isn: IsnGenerator,
     conns: Slab<Tcb>,
-    table: HashMap<FourTuple, u32, RandomState>,
+    /// The connections by 4-tuple: slab indices only; the tuple itself lives in the TCB.
+    table: ConnTable,
     listen: ListenTable,
     requests: Slab<Request>,
     request_table: HashMap<FourTuple, u32, RandomState>,
@@ -88,6 +89,8 @@ pub struct Shard {
     events: VecDeque<Event>,
     counters: Counters,
     next_port: u16,
+    /// The configuration's per-connection defaults, packed once.
+    default_opts: PackedOptions,
 }
 
 impl Shard {
@@ -106,7 +109,7 @@ impl Shard {
             timewait: TimeWaitTable::new(config.max_tw_buckets, hasher()),
             isn: IsnGenerator::new(secret),
             conns: Slab::default(),
-            table: HashMap::with_hasher(hasher()),
+            table: ConnTable::new(hasher()),
             listen: ListenTable::default(),
             requests: Slab::default(),
             request_table: HashMap::with_hasher(hasher()),
@@ -116,6 +119,8 @@ impl Shard {
             replies: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            default_opts: PackedOptions::pack(&ConnOptions::from_config(&config))
+                .expect("TcpConfig::validate bounds the keepalive settings"),
             next_port: EPHEMERAL.0 + (word(0) % u64::from(EPHEMERAL.1 - EPHEMERAL.0)) as u16,
             config,
         })
@@ -177,7 +182,7 @@ impl Shard {
             local_port: seg.dst_port,
             remote_port: seg.src_port,
         };
-        if let Some(&index) = self.table.get(&tuple) {
+        if let Some(index) = self.table.find(&tuple, &self.conns) {
             self.with_conn(now, index, |tcb, ctx| (tcb.on_segment(ctx, seg), ()));
             return;
         }
@@ -405,7 +410,7 @@ impl Shard {
     }
 
     fn insert_conn(&mut self, now: Instant, state: State, hs: &Handshake) -> ConnHandle {
-        let config = &self.config;
+        let (config, opts) = (&self.config, self.default_opts);
         let (index, generation) = self.conns.insert_with(|index, generation| {
             Tcb::new(
                 ConnHandle { index, generation },
@@ -413,10 +418,10 @@ impl Shard {
                 hs,
                 now,
                 config,
-                ConnOptions::from_config(config),
+                opts,
             )
         });
-        self.table.insert(hs.tuple, index);
+        self.table.insert(&hs.tuple, index, &self.conns);
         ConnHandle { index, generation }
     }
 
@@ -554,7 +559,7 @@ impl Shard {
                 self.tx_queue.push_back(index);
             }
         }
-        if tcb.opts.keepalive.enabled && tcb.deadlines.idle.is_none() {
+        if tcb.opts.keepalive_enabled() && tcb.deadlines.idle.is_none() {
             tcb.arm_keepalive(now);
         }
         tcb.shed_idle_buffers(&mut self.tx_pool, &mut self.rx_pool);
@@ -621,12 +626,13 @@ impl Shard {
     /// Takes a connection off the wire (its tuple, its timers). It is freed at once unless it
     /// lingers with unread data for its application; then `recv` or `close` frees it.
     fn free_conn(&mut self, index: u32) {
+        let Some(tuple) = self.conns.get(index).map(|t| t.tuple) else {
+            return;
+        };
+        self.table.remove(&tuple, index);
         let Some(tcb) = self.conns.get_mut(index) else {
             return;
         };
-        if self.table.get(&tcb.tuple) == Some(&index) {
-            self.table.remove(&tcb.tuple);
-        }
         if let Some((handle, _)) = tcb.wheel.take() {
             self.wheel.cancel(handle);
         }
@@ -799,7 +805,7 @@ impl Shard {
     }
 
     fn tuple_in_use(&self, t: &FourTuple) -> bool {
-        self.table.contains_key(t)
+        self.table.find(t, &self.conns).is_some()
             || self.timewait.get(t).is_some()
             || self.request_table.contains_key(t)
     }
@@ -1009,7 +1015,7 @@ impl Shard {
         opts: ConnOptions,
     ) -> Result<(), ConnError> {
         let tcb = self.conn_mut(h)?;
-        tcb.opts = opts;
+        tcb.opts = PackedOptions::pack(&opts).ok_or(ConnError::InvalidOption)?;
         tcb.deadlines.idle = None;
         tcb.queue_output();
         self.after_conn(now, h.index);
@@ -1018,7 +1024,7 @@ impl Shard {
 
     /// A connection's options.
     pub fn options(&self, h: ConnHandle) -> Result<ConnOptions, ConnError> {
-        Ok(self.conn(h)?.opts)
+        Ok(self.conn(h)?.opts.unpack())
     }
 
     /// A connection's state and sequence variables.
@@ -1079,6 +1085,51 @@ impl core::fmt::Display for PacketError {
 }
 
 impl std::error::Error for PacketError {}
+
+/// The connection table: a hash table of slab indices keyed by the TCBs' own 4-tuples, so a
+/// connection costs the table 4 bytes and a control byte instead of another copy of its tuple.
+#[derive(Debug)]
+struct ConnTable {
+    table: hashbrown::HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl ConnTable {
+    fn new(hasher: RandomState) -> ConnTable {
+        ConnTable {
+            table: hashbrown::HashTable::new(),
+            hasher,
+        }
+    }
+
+    fn find(&self, tuple: &FourTuple, conns: &Slab<Tcb>) -> Option<u32> {
+        let hash = self.hasher.hash_one(tuple);
+        self.table
+            .find(hash, |&i| conns.get(i).is_some_and(|t| t.tuple == *tuple))
+            .copied()
+    }
+
+    fn insert(&mut self, tuple: &FourTuple, index: u32, conns: &Slab<Tcb>) {
+        let hash = self.hasher.hash_one(tuple);
+        let hasher = &self.hasher;
+        self.table.insert_unique(hash, index, |&i| {
+            hasher.hash_one(
+                conns
+                    .get(i)
+                    .map(|t| t.tuple)
+                    .expect("indexed connections exist"),
+            )
+        });
+    }
+
+    /// Removes the entry of connection `index`, whose tuple is `tuple`.
+    fn remove(&mut self, tuple: &FourTuple, index: u32) {
+        let hash = self.hasher.hash_one(tuple);
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == index) {
+            entry.remove();
+        }
+    }
+}
 
 /// `t` rounded up to a whole millisecond.
 fn ceil_ms(t: Instant) -> Instant {

@@ -60,6 +60,34 @@ pub(crate) enum Disposition {
     Free,
 }
 
+/// The out-of-order assembler, allocated only while data is out of order: its 80 bytes are
+/// never needed by a connection whose data arrives in order, which is nearly all of them.
+#[derive(Debug, Default)]
+pub(crate) struct OfoRanges(Option<Box<Assembler>>);
+
+impl OfoRanges {
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|a| a.is_empty())
+    }
+
+    pub fn add(&mut self, offset: u32, len: u32) -> Result<(), crate::assembler::TooManyHoles> {
+        self.0.get_or_insert_with(Box::default).add(offset, len)
+    }
+
+    /// Takes the in-order bytes at offset 0; frees the assembler once nothing is held.
+    pub fn remove_front(&mut self) -> u32 {
+        let n = self.0.as_mut().map_or(0, |a| a.remove_front());
+        if self.0.as_ref().is_some_and(|a| a.is_empty()) {
+            self.0 = None;
+        }
+        n
+    }
+
+    pub fn sack_ranges(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0.iter().flat_map(|a| a.sack_ranges())
+    }
+}
+
 /// Timestamp state of a connection that negotiated RFC 7323 timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timestamps {
@@ -81,6 +109,71 @@ pub struct ConnOptions {
     /// RFC 1122 4.2.3.5 / RFC 5482 user timeout (`TCP_USER_TIMEOUT`): abort when data stays
     /// unacknowledged this long. `None` leaves it to `retries2`.
     pub user_timeout: Option<Duration>,
+}
+
+/// [`ConnOptions`] as a connection stores them: 16 bytes instead of 48, times in
+/// milliseconds as Linux's socket options take them (`TCP_KEEPIDLE` and `TCP_KEEPINTVL` in
+/// seconds, `TCP_USER_TIMEOUT` in milliseconds), which `Shard::set_options` checks fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedOptions {
+    keepalive_time_ms: u32,
+    keepalive_interval_ms: u32,
+    /// 0: no user timeout.
+    user_timeout_ms: u32,
+    keepalive_probes: u8,
+    pub nagle: bool,
+    keepalive_enabled: bool,
+    garbage_octet: bool,
+}
+
+fn to_ms(d: Duration) -> Option<u32> {
+    u32::try_from(d.as_millis()).ok()
+}
+
+impl PackedOptions {
+    /// Packs `opts`; `None` when a time does not fit 32 bits of milliseconds (49 days) or
+    /// the probe count 8 bits.
+    pub fn pack(opts: &ConnOptions) -> Option<PackedOptions> {
+        let ka = &opts.keepalive;
+        Some(PackedOptions {
+            keepalive_time_ms: to_ms(ka.time)?,
+            keepalive_interval_ms: to_ms(ka.interval)?,
+            user_timeout_ms: match opts.user_timeout {
+                Some(d) => to_ms(d)?.max(1),
+                None => 0,
+            },
+            keepalive_probes: u8::try_from(ka.probes).ok()?,
+            nagle: opts.nagle,
+            keepalive_enabled: ka.enabled,
+            garbage_octet: ka.garbage_octet,
+        })
+    }
+
+    pub fn unpack(&self) -> ConnOptions {
+        ConnOptions {
+            nagle: self.nagle,
+            keepalive: self.keepalive(),
+            user_timeout: self.user_timeout(),
+        }
+    }
+
+    pub fn keepalive(&self) -> KeepaliveConfig {
+        KeepaliveConfig {
+            enabled: self.keepalive_enabled,
+            time: Duration::from_millis(u64::from(self.keepalive_time_ms)),
+            interval: Duration::from_millis(u64::from(self.keepalive_interval_ms)),
+            probes: u32::from(self.keepalive_probes),
+            garbage_octet: self.garbage_octet,
+        }
+    }
+
+    pub fn keepalive_enabled(&self) -> bool {
+        self.keepalive_enabled
+    }
+
+    pub fn user_timeout(&self) -> Option<Duration> {
+        (self.user_timeout_ms != 0).then(|| Duration::from_millis(u64::from(self.user_timeout_ms)))
+    }
 }
 
 impl ConnOptions {
@@ -174,7 +267,7 @@ pub(crate) struct Tcb {
     /// In-order data not yet read, then out-of-order data placed at its offset.
     pub rx: RingBuffer,
     /// Out-of-order ranges beyond RCV.NXT.
-    pub ofo: Assembler,
+    pub ofo: OfoRanges,
     /// The application shut the sending side: a FIN follows the data in `tx`.
     pub fin_queued: bool,
     /// A D-SACK block to report once (RFC 2883).
@@ -229,7 +322,7 @@ pub(crate) struct Tcb {
     pub wants_output: bool,
 
     // The application side.
-    pub opts: ConnOptions,
+    pub opts: PackedOptions,
     /// The application closed the connection; it receives no more events.
     pub orphan: bool,
     /// A `send` found the buffer full: report Writable when room frees up.
@@ -273,7 +366,7 @@ impl Tcb {
         hs: &Handshake,
         now: Instant,
         config: &TcpConfig,
-        opts: ConnOptions,
+        opts: PackedOptions,
     ) -> Tcb {
         let peer_mss = hs
             .peer_mss
@@ -308,7 +401,7 @@ impl Tcb {
             }),
             tx: RingBuffer::default(),
             rx: RingBuffer::default(),
-            ofo: Assembler::default(),
+            ofo: OfoRanges::default(),
             fin_queued: false,
             dsack: None,
             rtt: RttEstimator::new(config.rto_initial),

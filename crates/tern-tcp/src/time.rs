@@ -9,12 +9,17 @@
 //! Both types are totally ordered; only TCP sequence numbers are not.
 
 use core::fmt;
+use core::num::NonZeroU64;
 use core::ops::{Add, AddAssign, Mul, MulAssign, Sub, SubAssign};
 
 /// A point in time, in microseconds since a caller-chosen origin.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+///
+/// Stored as microseconds + 1 in a `NonZeroU64`, so `Option<Instant>` — a connection has a
+/// dozen optional deadlines and timestamps — takes 8 bytes rather than 16. The largest
+/// representable instant is therefore `u64::MAX - 1` µs after the origin ([`Instant::MAX`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant {
-    micros: u64,
+    plus_one: NonZeroU64,
 }
 
 /// A span of time, in microseconds.
@@ -23,67 +28,72 @@ pub struct Duration {
     micros: u64,
 }
 
+impl Default for Instant {
+    fn default() -> Self {
+        Instant::ZERO
+    }
+}
+
 impl Instant {
     /// The origin.
-    pub const ZERO: Instant = Instant { micros: 0 };
+    pub const ZERO: Instant = Instant::from_micros(0);
     /// The latest representable instant; useful as "never".
-    pub const MAX: Instant = Instant { micros: u64::MAX };
+    pub const MAX: Instant = Instant::from_micros(u64::MAX);
 
-    /// An instant `micros` microseconds after the origin.
+    /// An instant `micros` microseconds after the origin (saturating at [`Instant::MAX`]).
     pub const fn from_micros(micros: u64) -> Instant {
-        Instant { micros }
+        match NonZeroU64::new(micros.saturating_add(1)) {
+            Some(plus_one) => Instant { plus_one },
+            None => Instant {
+                plus_one: NonZeroU64::MIN,
+            },
+        }
     }
 
     /// An instant `millis` milliseconds after the origin (saturating).
     pub const fn from_millis(millis: u64) -> Instant {
-        Instant {
-            micros: millis.saturating_mul(1_000),
-        }
+        Instant::from_micros(millis.saturating_mul(1_000))
     }
 
     /// Microseconds since the origin.
     pub const fn as_micros(self) -> u64 {
-        self.micros
+        self.plus_one.get() - 1
     }
 
     /// Whole milliseconds since the origin (truncated).
     pub const fn as_millis(self) -> u64 {
-        self.micros / 1_000
+        self.as_micros() / 1_000
     }
 
-    /// `self + d`, or `None` on overflow.
+    /// `self + d`, or `None` beyond [`Instant::MAX`].
     pub const fn checked_add(self, d: Duration) -> Option<Instant> {
-        match self.micros.checked_add(d.micros) {
-            Some(micros) => Some(Instant { micros }),
-            None => None,
+        match self.as_micros().checked_add(d.micros) {
+            Some(micros) if micros < u64::MAX => Some(Instant::from_micros(micros)),
+            _ => None,
         }
     }
 
     /// `self - d`, or `None` if that would precede the origin.
     pub const fn checked_sub(self, d: Duration) -> Option<Instant> {
-        match self.micros.checked_sub(d.micros) {
-            Some(micros) => Some(Instant { micros }),
+        match self.as_micros().checked_sub(d.micros) {
+            Some(micros) => Some(Instant::from_micros(micros)),
             None => None,
         }
     }
 
     /// `self + d`, clamped to [`Instant::MAX`].
     pub const fn saturating_add(self, d: Duration) -> Instant {
-        Instant {
-            micros: self.micros.saturating_add(d.micros),
-        }
+        Instant::from_micros(self.as_micros().saturating_add(d.micros))
     }
 
     /// `self - d`, clamped to [`Instant::ZERO`].
     pub const fn saturating_sub(self, d: Duration) -> Instant {
-        Instant {
-            micros: self.micros.saturating_sub(d.micros),
-        }
+        Instant::from_micros(self.as_micros().saturating_sub(d.micros))
     }
 
     /// Time elapsed from `earlier` to `self`, or `None` if `earlier` is later.
     pub const fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
-        match self.micros.checked_sub(earlier.micros) {
+        match self.as_micros().checked_sub(earlier.as_micros()) {
             Some(micros) => Some(Duration { micros }),
             None => None,
         }
@@ -92,7 +102,7 @@ impl Instant {
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
     pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration {
-            micros: self.micros.saturating_sub(earlier.micros),
+            micros: self.as_micros().saturating_sub(earlier.as_micros()),
         }
     }
 }
@@ -305,14 +315,14 @@ fn fmt_micros(micros: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// Time since the origin, e.g. `12.5s`.
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt_micros(self.micros, f)
+        fmt_micros(self.as_micros(), f)
     }
 }
 
 impl fmt::Debug for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("t=")?;
-        fmt_micros(self.micros, f)
+        fmt_micros(self.as_micros(), f)
     }
 }
 

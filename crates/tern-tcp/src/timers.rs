@@ -49,7 +49,7 @@ impl Tcb {
         // way Linux turns tcp_retries2 into one; or the user timeout (RFC 5482).
         let give_up = if self.state == State::SynSent || self.state == State::SynReceived {
             self.retransmits >= ctx.config.syn_retries
-        } else if let Some(user_timeout) = self.opts.user_timeout {
+        } else if let Some(user_timeout) = self.opts.user_timeout() {
             elapsed >= user_timeout
         } else {
             elapsed >= retries_timeout(ctx.config.retries2, ctx.config.rto_min, ctx.config.rto_max)
@@ -86,7 +86,7 @@ impl Tcb {
         // RFC 6298 (5.5)-(5.6): back off and restart the timer. The user timeout is a deadline
         // of its own: the timer never runs past it (Linux's tcp_clamp_rto_to_user_timeout).
         let mut next = ctx.now + self.rtt.rto(ctx.config.rto_max);
-        if let Some(user_timeout) = self.opts.user_timeout {
+        if let Some(user_timeout) = self.opts.user_timeout() {
             if self.state.is_synchronized() {
                 next = next.min(since + user_timeout);
             }
@@ -131,7 +131,7 @@ impl Tcb {
             return self.close(ctx, CloseReason::TimedOut);
         }
         self.arm_keepalive(ctx.now);
-        let ka = self.opts.keepalive;
+        let ka = self.opts.keepalive();
         if !ka.enabled || self.deadlines.idle.is_some_and(|t| t > ctx.now) {
             return Disposition::Keep;
         }
@@ -153,7 +153,7 @@ impl Tcb {
     /// Sets the keepalive deadline from the last segment received: the first probe goes
     /// `keepalive_time` after it, later ones every `keepalive_intvl`.
     pub(crate) fn arm_keepalive(&mut self, now: Instant) {
-        let ka = self.opts.keepalive;
+        let ka = self.opts.keepalive();
         if !ka.enabled || !matches!(self.state, State::Established | State::CloseWait) {
             if self.state != State::FinWait2 {
                 self.deadlines.idle = None;
