@@ -16,7 +16,9 @@
 
 use core::fmt;
 
-/// A byte ring over borrowed-from-the-pool storage; see the [module docs](self).
+/// A byte ring over borrowed-from-the-pool storage; see the [module docs](self). The
+/// default ring has no storage.
+#[derive(Default)]
 pub struct RingBuffer {
     /// Never resized: its length is the capacity (at most `u32::MAX`).
     storage: Box<[u8]>,
@@ -157,16 +159,6 @@ impl RingBuffer {
             i - self.capacity()
         } else {
             i
-        }
-    }
-}
-
-impl Default for RingBuffer {
-    fn default() -> Self {
-        RingBuffer {
-            storage: Box::default(),
-            head: 0,
-            len: 0,
         }
     }
 }

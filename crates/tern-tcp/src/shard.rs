@@ -466,7 +466,7 @@ impl Shard {
     /// is a new SYN that may reuse the tuple (RFC 6191): the entry is gone and the caller goes
     /// on to the listener.
     fn on_timewait_segment(&mut self, now: Instant, tuple: &FourTuple, seg: &TcpRepr<'_>) -> bool {
-        let Some(tw) = self.timewait.get(tuple).copied() else {
+        let Some(tw) = self.timewait.get(tuple) else {
             return false;
         };
         let f = seg.flags;
