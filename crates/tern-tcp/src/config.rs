@@ -65,9 +65,32 @@ pub struct TcpConfig {
     pub keepalive: KeepaliveConfig,
     /// Nagle's algorithm on by default (`TCP_NODELAY` off), as in Linux.
     pub nagle: bool,
+    /// When SYN cookies answer SYNs instead of the SYN queue (`tcp_syncookies`: 0, 1, 2;
+    /// default on-overflow).
+    pub syncookies: SyncookieMode,
+    /// Key rotation period of SYN cookies; a cookie is accepted for at most two periods
+    /// (Linux: 60 s, fixed).
+    pub syncookie_period: Duration,
+    /// RSTs per second a shard sends for ACKs that fail cookie validation (forged or expired
+    /// cookies); 0 answers them with nothing. Default 1000.
+    pub syncookie_rst_rate: u32,
+    /// Answer a final ACK that finds the accept queue full with a RST instead of dropping it
+    /// (`tcp_abort_on_overflow`, default off).
+    pub abort_on_overflow: bool,
     /// Minimum time between two challenge ACKs or out-of-window duplicate ACKs on one
     /// connection (`tcp_invalid_ratelimit`, default 500 ms; RFC 5961 §10 asks for throttling).
     pub invalid_ratelimit: Duration,
+}
+
+/// When a listener answers SYNs with SYN cookies (RFC 4987 3.6), Linux's `tcp_syncookies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncookieMode {
+    /// Never (0): a SYN that finds the SYN queue full is dropped (TCPReqQFullDrop).
+    Off,
+    /// When the SYN queue is full (1, the default): no per-SYN state under a flood.
+    OnOverflow,
+    /// For every SYN (2): the SYN queue is never used.
+    Always,
 }
 
 /// Keepalive settings (RFC 1122 4.2.3.6).
@@ -124,6 +147,10 @@ impl Default for TcpConfig {
             keepalive: KeepaliveConfig::default(),
             nagle: true,
             invalid_ratelimit: Duration::from_millis(500),
+            syncookies: SyncookieMode::OnOverflow,
+            syncookie_period: crate::syncookie::DEFAULT_PERIOD,
+            syncookie_rst_rate: 1000,
+            abort_on_overflow: false,
         }
     }
 }
@@ -227,6 +254,9 @@ impl TcpConfig {
                 "keepalive_time",
                 "keepalive_time and keepalive_intvl must be above zero",
             );
+        }
+        if self.syncookie_period < Duration::from_secs(1) {
+            return err("syncookie_period", "must be at least 1 s");
         }
         if self.msl.is_zero() {
             return err("msl", "must be above zero (TIME-WAIT lasts 2 x msl)");

@@ -105,6 +105,14 @@ counters! {
     listen_drops => "ListenDrops",
     /// SYNs dropped because the SYN queue was full and SYN cookies were off.
     tcp_req_q_full_drop => "TCPReqQFullDrop",
+    /// SYNs answered with a cookie because the SYN queue was full.
+    tcp_req_q_full_do_cookies => "TCPReqQFullDoCookies",
+    /// SYN-ACKs sent with a SYN cookie.
+    syncookies_sent => "SyncookiesSent",
+    /// ACKs that completed a connection with a valid SYN cookie.
+    syncookies_recv => "SyncookiesRecv",
+    /// ACKs to a listener whose cookie did not validate (forged, or expired).
+    syncookies_failed => "SyncookiesFailed",
     /// Acknowledgments for data not yet sent (RFC 9293 3.10.7.4: ACK and drop).
     tcp_ack_unsent => "TCPACKUnsentData",
 }

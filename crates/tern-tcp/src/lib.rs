@@ -52,7 +52,7 @@ pub mod tuple;
 
 pub use assembler::{Assembler, TooManyHoles};
 pub use buffer::RingBuffer;
-pub use config::{ConfigError, KeepaliveConfig, TcpConfig};
+pub use config::{ConfigError, KeepaliveConfig, SyncookieMode, TcpConfig};
 pub use counters::{Counters, DropReason};
 pub use event::{CloseReason, ConnError, ConnHandle, Event};
 pub use listen::{ListenConfig, ListenerId, ListenerInfo};

@@ -6,7 +6,7 @@
 //! `abort`). Outputs: [`Shard::poll_transmit`], [`Shard::poll_timeout`], [`Shard::poll_event`].
 //! Segments for no connection follow RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN).
 
-use crate::config::{ConfigError, TcpConfig};
+use crate::config::{ConfigError, SyncookieMode, TcpConfig};
 use crate::counters::{Counters, DropReason};
 use crate::event::{CloseReason, ConnError, ConnHandle, Event};
 use crate::input::seg_len;
@@ -17,6 +17,7 @@ use crate::pool::BufferPool;
 use crate::rtt::RttEstimator;
 use crate::slab::Slab;
 use crate::state::State;
+use crate::syncookie::{CookieOptions, SynCookies};
 use crate::tcb::{ConnOptions, Ctx, Disposition, Handshake, PackedOptions, Reply, Tcb, MAX_WSCALE};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
@@ -29,6 +30,47 @@ use tern_wire::{
     ChecksumMode, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, SackBlocks, SeqNum,
     TcpFlags, TcpPacket, TcpRepr, TcpTimestamp,
 };
+
+/// A SYN-ACK to send.
+#[derive(Debug, Clone, Copy)]
+enum SynAck {
+    /// Of the request in this SYN-queue slot (gone by then: nothing is sent).
+    Request(u32),
+    /// Of a SYN answered with a cookie: everything the SYN-ACK needs, and no state kept.
+    Cookie(CookieSynAck),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CookieSynAck {
+    tuple: FourTuple,
+    iss: SeqNum,
+    irs: SeqNum,
+    /// Whether the client offered window scaling (we then announce ours).
+    scaling: bool,
+    sack: bool,
+    /// Our TSval and the client's, when the client offered timestamps.
+    ts: Option<(u32, u32)>,
+}
+
+/// Cookie SYN-ACKs waiting at most; a flood beyond what one loop turn transmits is dropped
+/// here rather than queued without bound.
+const MAX_PENDING_SYNACKS: usize = 1 << 16;
+
+/// The SYN-cookie master secret, derived from the host secret (so shards given the same
+/// secret make and check the same cookies) but independent of the ISN and table keys.
+fn cookie_master(secret: &[u8; 32]) -> [u8; 32] {
+    use core::hash::Hasher;
+    let key: [u8; 16] = secret[..16].try_into().expect("16 bytes");
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = siphasher::sip::SipHasher24::new_with_key(&key);
+        h.write(b"tern syncookie master");
+        h.write(&secret[16..]);
+        h.write_u8(i as u8);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
 
 /// What a wheel entry belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +125,12 @@ pub struct Shard {
     rx_pool: BufferPool,
     /// Connections that may have something to send, in order.
     tx_queue: VecDeque<u32>,
-    /// Requests whose SYN-ACK is due.
-    synack_queue: VecDeque<u32>,
+    /// SYN-ACKs due: of requests in the SYN queue, or stateless ones carrying a cookie.
+    synack_queue: VecDeque<SynAck>,
+    /// SYN cookies, keyed from the host secret so every shard checks any shard's cookies.
+    cookies: SynCookies,
+    /// RSTs sent for failed cookies in the current one-second window.
+    cookie_rsts: (Instant, u32),
     replies: VecDeque<Reply>,
     events: VecDeque<Event>,
     counters: Counters,
@@ -116,6 +162,8 @@ impl Shard {
             wheel: TimerWheel::new(now),
             tx_queue: VecDeque::new(),
             synack_queue: VecDeque::new(),
+            cookies: SynCookies::new(cookie_master(&secret), config.syncookie_period),
+            cookie_rsts: (now, 0),
             replies: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
@@ -243,28 +291,43 @@ impl Shard {
             self.counters.drop(DropReason::NoSocket);
             return;
         }
-        if f.contains(TcpFlags::ACK) || !f.contains(TcpFlags::SYN) {
-            // An ACK to a listener: <SEQ=SEG.ACK><CTL=RST>. Neither SYN nor ACK: drop.
-            if f.contains(TcpFlags::ACK) {
+        if f.contains(TcpFlags::ACK) {
+            if f.contains(TcpFlags::SYN) || self.config.syncookies == SyncookieMode::Off {
+                // RFC 9293 3.10.7.2: an ACK to a listener gets <SEQ=SEG.ACK><CTL=RST>.
                 self.reset_closed(tuple, seg);
             } else {
-                self.counters.drop(DropReason::NoAck);
+                // No request for this tuple: it may complete a cookie handshake.
+                self.on_cookie_ack(now, listener, tuple, seg);
             }
+            return;
+        }
+        if !f.contains(TcpFlags::SYN) {
+            self.counters.drop(DropReason::NoAck);
             return;
         }
         let Some(l) = self.listen.get(listener) else {
             return;
         };
         if l.accept_queue.len() >= l.config.backlog {
-            // Linux drops a SYN while the accept queue is full (tcp_conn_request).
+            // Linux drops a SYN while the accept queue is full (tcp_conn_request), cookies
+            // or not: nobody would accept the connection.
             self.counters.listen_overflows += 1;
             self.counters.listen_drops += 1;
             return;
         }
-        if l.syn_queue >= l.config.syn_backlog {
-            self.counters.tcp_req_q_full_drop += 1;
-            self.counters.listen_drops += 1;
-            return;
+        let queue_full = l.syn_queue >= l.config.syn_backlog;
+        match (self.config.syncookies, queue_full) {
+            (SyncookieMode::Always, _) => return self.send_cookie(now, tuple, seg),
+            (SyncookieMode::OnOverflow, true) => {
+                self.counters.tcp_req_q_full_do_cookies += 1;
+                return self.send_cookie(now, tuple, seg);
+            }
+            (SyncookieMode::Off, true) => {
+                self.counters.tcp_req_q_full_drop += 1;
+                self.counters.listen_drops += 1;
+                return;
+            }
+            _ => {}
         }
         let c = &self.config;
         let ts_recent = seg.timestamp.filter(|_| c.timestamps).map(|ts| ts.tsval);
@@ -289,7 +352,99 @@ impl Shard {
             l.syn_queue += 1;
         }
         self.arm_request_timer(now, index);
-        self.synack_queue.push_back(index);
+        self.synack_queue.push_back(SynAck::Request(index));
+    }
+
+    /// Answers a SYN with a cookie SYN-ACK and keeps nothing (RFC 4987 3.6).
+    fn send_cookie(&mut self, now: Instant, tuple: &FourTuple, seg: &TcpRepr<'_>) {
+        if self.synack_queue.len() >= MAX_PENDING_SYNACKS {
+            self.counters.listen_drops += 1;
+            return;
+        }
+        let c = &self.config;
+        let client_ts = seg.timestamp.filter(|_| c.timestamps);
+        let opts = CookieOptions {
+            mss: seg
+                .max_seg_size
+                .unwrap_or(c.default_mss_for(tuple.is_ipv4()))
+                .min(c.mss_for(tuple.is_ipv4())),
+            window_scale: seg.window_scale.filter(|_| c.window_scaling),
+            sack_permitted: seg.sack_permitted && c.sack,
+            timestamps: client_ts.is_some(),
+        };
+        let ts_clock = (now.as_millis() as u32)
+            .wrapping_add(self.isn.ts_offset(&tuple.local_addr, &tuple.remote_addr));
+        let cookie = self
+            .cookies
+            .encode(now, tuple, seg.seq_number, &opts, ts_clock);
+        self.counters.syncookies_sent += 1;
+        self.synack_queue.push_back(SynAck::Cookie(CookieSynAck {
+            tuple: *tuple,
+            iss: cookie.isn,
+            irs: seg.seq_number,
+            scaling: opts.window_scale.is_some(),
+            sack: opts.sack_permitted,
+            ts: cookie.tsval.zip(client_ts.map(|t| t.tsval)),
+        }));
+    }
+
+    /// An ACK to a listener with no request: a connection if it carries a valid cookie.
+    fn on_cookie_ack(&mut self, now: Instant, listener: u32, tuple: &FourTuple, seg: &TcpRepr<'_>) {
+        let ack = seg.ack_number.expect("called for ACKs");
+        let tsecr = seg.timestamp.map(|t| t.tsecr);
+        let opts = match self.cookies.decode(now, tuple, ack, seg.seq_number, tsecr) {
+            Ok(opts) => opts,
+            Err(_) => {
+                self.counters.syncookies_failed += 1;
+                self.cookie_reset(now, tuple, ack);
+                return;
+            }
+        };
+        self.counters.syncookies_recv += 1;
+        let c = &self.config;
+        let ipv4 = tuple.is_ipv4();
+        let hs = Handshake {
+            tuple: *tuple,
+            iss: ack - 1u32,
+            irs: seg.seq_number - 1u32,
+            peer_mss: Some(opts.mss.min(c.mss_for(ipv4))),
+            snd_wscale: opts.window_scale,
+            rcv_wscale: opts.window_scale.map(|_| rcv_wscale_for(c.rmem)),
+            sack_ok: opts.sack_permitted,
+            // The cookie's TSval may lag our clock by up to 63 ms, so no RTT sample is taken
+            // from it (the connection starts without one).
+            ts: seg.timestamp.filter(|_| opts.timestamps).map(|t| {
+                (
+                    t.tsval,
+                    self.isn.ts_offset(&tuple.local_addr, &tuple.remote_addr),
+                )
+            }),
+            snd_wnd: u32::from(seg.window_len) << opts.window_scale.unwrap_or(0),
+        };
+        self.complete_passive(now, listener, &hs, seg, false);
+    }
+
+    /// A RST for a failed cookie: <SEQ=SEG.ACK><CTL=RST>, at most `syncookie_rst_rate` per
+    /// second so a flood of forged ACKs is not reflected at full rate.
+    fn cookie_reset(&mut self, now: Instant, tuple: &FourTuple, ack: SeqNum) {
+        let (start, sent) = &mut self.cookie_rsts;
+        if now.saturating_duration_since(*start) >= crate::time::Duration::from_secs(1) {
+            (*start, *sent) = (now, 0);
+        }
+        if *sent >= self.config.syncookie_rst_rate {
+            self.counters.drop(DropReason::NoSocket);
+            return;
+        }
+        *sent += 1;
+        self.counters.out_rsts += 1;
+        self.replies.push_back(Reply {
+            tuple: *tuple,
+            seq: ack,
+            ack: None,
+            flags: TcpFlags::RST,
+            ts: None,
+            window: 0,
+        });
     }
 
     /// A segment for a request in the SYN queue (Linux `tcp_check_req`).
@@ -311,7 +466,7 @@ impl Shard {
         if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
             if seg.seq_number == req.irs {
                 // A retransmitted SYN: our SYN-ACK was lost, send it again.
-                self.synack_queue.push_back(index);
+                self.synack_queue.push_back(SynAck::Request(index));
             } else {
                 self.counters.drop(DropReason::SynInWindow);
             }
@@ -341,35 +496,6 @@ impl Shard {
             self.counters.drop(DropReason::OutOfWindow);
             return;
         }
-        let Some(listener) = self.listen.get(req.listener) else {
-            self.remove_request(index);
-            return;
-        };
-        if listener.accept_queue.len() >= listener.config.backlog {
-            // Accept queue full: drop the ACK; the client retransmits or our SYN-ACK timer
-            // retries (Linux without tcp_abort_on_overflow).
-            self.counters.listen_overflows += 1;
-            self.counters.listen_drops += 1;
-            return;
-        }
-        self.remove_request(index);
-        let handle = self.establish_passive(now, &req, seg);
-        let listener = self.listen.get_mut(req.listener).expect("checked above");
-        let was_empty = listener.accept_queue.is_empty();
-        listener.accept_queue.push_back(handle);
-        if was_empty {
-            self.events
-                .push_back(Event::Acceptable(ListenerId(req.listener)));
-        }
-        // The ACK may carry data or a FIN: process it on the new connection.
-        if !seg.payload.is_empty() || f.contains(TcpFlags::FIN) {
-            self.with_conn(now, handle.index, |tcb, ctx| (tcb.on_segment(ctx, seg), ()));
-        }
-    }
-
-    /// Creates an ESTABLISHED connection from a completed passive handshake: the hook the SYN
-    /// queue and SYN cookies both use.
-    fn establish_passive(&mut self, now: Instant, req: &Request, seg: &TcpRepr<'_>) -> ConnHandle {
         let scaling = req.snd_wscale.is_some();
         let hs = Handshake {
             tuple: req.tuple,
@@ -389,6 +515,69 @@ impl Shard {
             }),
             snd_wnd: u32::from(seg.window_len) << req.snd_wscale.unwrap_or(0),
         };
+        if self.complete_passive(now, req.listener, &hs, seg, req.retransmits > 0) {
+            self.remove_request(index);
+        }
+    }
+
+    /// The final ACK of a passive open (from the SYN queue or a cookie) arrived: the
+    /// connection goes to the accept queue, or, if that is full, the ACK is dropped (the
+    /// client's retransmission or our SYN-ACK timer retries) or answered with a RST under
+    /// `abort_on_overflow`. Returns whether the connection was created.
+    fn complete_passive(
+        &mut self,
+        now: Instant,
+        listener: u32,
+        hs: &Handshake,
+        seg: &TcpRepr<'_>,
+        synack_retransmitted: bool,
+    ) -> bool {
+        let Some(l) = self.listen.get(listener) else {
+            return false;
+        };
+        if l.accept_queue.len() >= l.config.backlog {
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            if self.config.abort_on_overflow {
+                self.counters.out_rsts += 1;
+                let ack = seg.ack_number.unwrap_or_default();
+                self.replies.push_back(Reply {
+                    tuple: hs.tuple,
+                    seq: ack,
+                    ack: None,
+                    flags: TcpFlags::RST,
+                    ts: None,
+                    window: 0,
+                });
+                return true;
+            }
+            return false;
+        }
+        let handle = self.establish_passive(now, hs, seg, synack_retransmitted);
+        let l = self.listen.get_mut(listener).expect("checked above");
+        let was_empty = l.accept_queue.is_empty();
+        l.accept_queue.push_back(handle);
+        if was_empty {
+            self.events
+                .push_back(Event::Acceptable(ListenerId(listener)));
+        }
+        // The ACK may carry data or a FIN: process it on the new connection.
+        if !seg.payload.is_empty() || seg.flags.contains(TcpFlags::FIN) {
+            self.with_conn(now, handle.index, |tcb, ctx| (tcb.on_segment(ctx, seg), ()));
+        }
+        true
+    }
+
+    /// Creates an ESTABLISHED connection from a completed passive handshake: the hook the SYN
+    /// queue and SYN cookies both use.
+    fn establish_passive(
+        &mut self,
+        now: Instant,
+        hs: &Handshake,
+        seg: &TcpRepr<'_>,
+        synack_retransmitted: bool,
+    ) -> ConnHandle {
+        let hs = *hs;
         let handle = self.insert_conn(now, State::Established, &hs);
         let tcb = self.conns.get_mut(handle.index).expect("just inserted");
         tcb.snd_una = hs.iss + 1u32;
@@ -397,7 +586,7 @@ impl Shard {
         tcb.snd_wl1 = seg.seq_number;
         tcb.snd_wl2 = hs.iss + 1u32;
         tcb.unaccepted = true;
-        if req.retransmits > 0 {
+        if synack_retransmitted {
             // RFC 6298 (5.7): our SYN-ACK timed out, so data starts with a 3 s RTO.
             tcb.rtt = RttEstimator::after_syn_timeout(self.config.rto_initial, self.config.rto_max);
         }
@@ -459,7 +648,7 @@ impl Shard {
         req.retransmits += 1;
         self.counters.retrans_segs += 1;
         self.arm_request_timer(now, index);
-        self.synack_queue.push_back(index);
+        self.synack_queue.push_back(SynAck::Request(index));
     }
 
     /// RFC 9293 3.10.7.4 for TIME-WAIT, on the compact entry. Returns `false` when the segment
@@ -674,8 +863,8 @@ impl Shard {
                 return Some(len);
             }
         }
-        while let Some(index) = self.synack_queue.pop_front() {
-            if let Some(len) = self.emit_synack(now, index, buf) {
+        while let Some(synack) = self.synack_queue.pop_front() {
+            if let Some(len) = self.emit_synack(now, synack, buf) {
                 self.counters.out_segs += 1;
                 return Some(len);
             }
@@ -699,32 +888,41 @@ impl Shard {
         None
     }
 
-    fn emit_synack(&mut self, now: Instant, index: u32, buf: &mut [u8]) -> Option<usize> {
-        let req = self.requests.get(index)?;
-        let window = initial_window(&self.config).min(u32::from(u16::MAX)) as u16;
-        let ts = req.ts_recent.map(|recent| TcpTimestamp {
-            tsval: (now.as_millis() as u32).wrapping_add(
-                self.isn
-                    .ts_offset(&req.tuple.local_addr, &req.tuple.remote_addr),
-            ),
-            tsecr: recent,
-        });
+    fn emit_synack(&mut self, now: Instant, synack: SynAck, buf: &mut [u8]) -> Option<usize> {
+        let spec = match synack {
+            SynAck::Cookie(c) => c,
+            SynAck::Request(index) => {
+                let req = self.requests.get(index)?;
+                let tsval = (now.as_millis() as u32).wrapping_add(
+                    self.isn
+                        .ts_offset(&req.tuple.local_addr, &req.tuple.remote_addr),
+                );
+                CookieSynAck {
+                    tuple: req.tuple,
+                    iss: req.iss,
+                    irs: req.irs,
+                    scaling: req.snd_wscale.is_some(),
+                    sack: req.sack_ok,
+                    ts: req.ts_recent.map(|recent| (tsval, recent)),
+                }
+            }
+        };
         let repr = TcpRepr {
-            src_port: req.tuple.local_port,
-            dst_port: req.tuple.remote_port,
+            src_port: spec.tuple.local_port,
+            dst_port: spec.tuple.remote_port,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            seq_number: req.iss,
-            ack_number: Some(req.irs + 1u32),
-            window_len: window,
+            seq_number: spec.iss,
+            ack_number: Some(spec.irs + 1u32),
+            window_len: initial_window(&self.config).min(u32::from(u16::MAX)) as u16,
             urgent_pointer: 0,
-            max_seg_size: Some(self.config.mss_for(req.tuple.is_ipv4())),
-            window_scale: req.snd_wscale.map(|_| rcv_wscale_for(self.config.rmem)),
-            sack_permitted: req.sack_ok,
+            max_seg_size: Some(self.config.mss_for(spec.tuple.is_ipv4())),
+            window_scale: spec.scaling.then(|| rcv_wscale_for(self.config.rmem)),
+            sack_permitted: spec.sack,
             sack_blocks: SackBlocks::default(),
-            timestamp: ts,
+            timestamp: spec.ts.map(|(tsval, tsecr)| TcpTimestamp { tsval, tsecr }),
             payload: &[],
         };
-        emit_segment(buf, &req.tuple, &repr, 0, |_| {})
+        emit_segment(buf, &spec.tuple, &repr, 0, |_| {})
     }
 
     /// The earliest time [`Shard::on_timeout`] has work to do, if any.

@@ -6,7 +6,7 @@ mod harness;
 
 use harness::{config, ms, secs, Harness, Seg, A, PEER, PEER2, PEER3, PEER6, R, RA, SA, US, US6};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use tern_tcp::{Event, ListenConfig, State};
+use tern_tcp::{Event, ListenConfig, State, SyncookieMode, TcpConfig};
 
 #[test]
 fn the_syn_ack_is_retransmitted_at_1_3_7_15_31_s_and_the_request_dropped_at_63_s() {
@@ -100,12 +100,16 @@ fn a_full_accept_queue_drops_syns_and_final_acks_until_the_application_accepts()
 }
 
 #[test]
-fn a_full_syn_queue_drops_syns() {
+fn a_full_syn_queue_drops_syns_when_cookies_are_off() {
     let listen = ListenConfig {
         backlog: 16,
         syn_backlog: 1,
     };
-    let (mut h, l) = Harness::listening_with(config(), listen);
+    let cookies_off = TcpConfig {
+        syncookies: SyncookieMode::Off,
+        ..config()
+    };
+    let (mut h, l) = Harness::listening_with(cookies_off, listen);
     h.send(Seg::syn(1000));
     assert!(h.recv_one().is(SA));
     h.peer = PEER2;
