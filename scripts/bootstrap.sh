@@ -11,6 +11,7 @@ set -euo pipefail
 # Debian packages and why tern needs each.
 PACKAGES=(
     clang            # compiles bpf/*.bpf.c
+    linux-libc-dev   # kernel UAPI headers bpf/*.bpf.c includes (linux/bpf.h, asm/ in the multiarch dir)
     llvm             # llvm-strip / llvm-objdump for BPF objects
     libelf-dev       # libbpf-sys and xsk-rs link libelf
     zlib1g-dev       # libbpf-sys links zlib

@@ -147,5 +147,91 @@ fn wheel(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, data_in_delack, ack_in_data_out, wheel);
+/// A shard answering every SYN with a cookie (`syncookies = always`), listening on port 80.
+fn cookie_shard() -> (tern_tcp::Shard, tern_tcp::ListenerId, Instant) {
+    let now = Instant::from_millis(1_000);
+    let cfg = TcpConfig {
+        syncookies: tern_tcp::SyncookieMode::Always,
+        ..TcpConfig::default()
+    };
+    let mut shard = tern_tcp::Shard::new(cfg, [9; 32], now).unwrap();
+    let l = shard
+        .listen(
+            std::net::SocketAddr::new(SERVER, 80),
+            tern_tcp::ListenConfig {
+                backlog: 1 << 22,
+                syn_backlog: 128,
+            },
+        )
+        .unwrap();
+    (shard, l, now)
+}
+
+fn syn_cookies(c: &mut Criterion) {
+    let mut group = c.benchmark_group("syncookie");
+    group.throughput(Throughput::Elements(1));
+    // SYN in (Linux's options, both checksums verified) -> cookie SYN-ACK out. Nothing is
+    // kept, so the same SYN can be answered again and again.
+    let (mut shard, _, now) = cookie_shard();
+    let syn = ipv4_packet(CLIENT, SERVER, &tern_benches::linux_syn());
+    let mut out = vec![0u8; 2048];
+    group.bench_function("syn_in_synack_out", |b| {
+        b.iter(|| {
+            shard.on_packet(now, black_box(&syn)).expect("valid SYN");
+            black_box(shard.poll_transmit(now, &mut out).expect("a SYN-ACK"));
+        })
+    });
+    // Cookie ACK in -> ESTABLISHED connection in the accept queue, accepted. Each iteration
+    // needs its own tuple and cookie, made beforehand outside the timing.
+    group.bench_function("cookie_ack_in_established", |b| {
+        b.iter_custom(|iters| {
+            let (mut shard, l, now) = cookie_shard();
+            let mut out = vec![0u8; 2048];
+            let acks: Vec<Vec<u8>> = (0..iters)
+                .map(|i| {
+                    let port = 1024 + (i % 60_000) as u16;
+                    let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                        0xc612_4000 + (i / 60_000) as u32,
+                    ));
+                    let mut syn = tern_benches::linux_syn();
+                    syn.src_port = port;
+                    shard
+                        .on_packet(now, &ipv4_packet(src, SERVER, &syn))
+                        .unwrap();
+                    let len = shard.poll_transmit(now, &mut out).unwrap();
+                    let synack = tern_wire::TcpPacket::new_checked(&out[20..len]).unwrap();
+                    let tsval = synack.iter_options().find_map(|o| match o {
+                        Ok(tern_wire::TcpOption::Timestamp(ts)) => Some(ts.tsval),
+                        _ => None,
+                    });
+                    let ack = tern_wire::TcpRepr {
+                        timestamp: tsval.map(|v| tern_wire::TcpTimestamp {
+                            tsval: 1_000_001,
+                            tsecr: v,
+                        }),
+                        ..client_segment(
+                            port,
+                            TcpFlags::ACK,
+                            0x1234_5679,
+                            Some(synack.seq_number().0.wrapping_add(1)),
+                            &[],
+                        )
+                    };
+                    ipv4_packet(src, SERVER, &ack)
+                })
+                .collect();
+            let start = std::time::Instant::now();
+            for ack in &acks {
+                shard.on_packet(now, black_box(ack)).expect("valid ACK");
+                black_box(shard.accept(l).expect("the cookie completed the handshake"));
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(shard.counters().syncookies_failed, 0);
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, data_in_delack, ack_in_data_out, wheel, syn_cookies);
 criterion_main!(benches);
