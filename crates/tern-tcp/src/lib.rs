@@ -30,6 +30,7 @@
 pub mod assembler;
 pub mod buffer;
 pub mod cc;
+mod chunked;
 pub mod config;
 pub mod counters;
 pub mod event;

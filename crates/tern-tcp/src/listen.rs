@@ -63,15 +63,60 @@ pub(crate) struct Request {
     pub tuple: FourTuple,
     pub iss: SeqNum,
     pub irs: SeqNum,
-    pub peer_mss: Option<u16>,
+    /// The MSS the SYN announced; 0 when it had no MSS option (packed: requests are many).
+    peer_mss: u16,
     /// The peer's window scale, if it offered scaling and we accept it.
     pub snd_wscale: Option<u8>,
     pub sack_ok: bool,
     /// The peer's TSval, if it offered timestamps and we accept them.
-    pub ts_recent: Option<u32>,
+    /// The peer's TSval, meaningful when `has_ts` (packed like `peer_mss`).
+    ts_recent: u32,
+    has_ts: bool,
     /// SYN-ACKs retransmitted so far.
-    pub retransmits: u32,
+    pub retransmits: u8,
     pub timer: Option<TimerHandle>,
+}
+
+impl Request {
+    /// A request for a SYN from `tuple`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a plain record of what the SYN said"
+    )]
+    pub fn new(
+        listener: u32,
+        tuple: FourTuple,
+        iss: SeqNum,
+        irs: SeqNum,
+        peer_mss: Option<u16>,
+        snd_wscale: Option<u8>,
+        sack_ok: bool,
+        ts_recent: Option<u32>,
+    ) -> Request {
+        Request {
+            listener,
+            tuple,
+            iss,
+            irs,
+            peer_mss: peer_mss.unwrap_or(0),
+            snd_wscale,
+            sack_ok,
+            ts_recent: ts_recent.unwrap_or(0),
+            has_ts: ts_recent.is_some(),
+            retransmits: 0,
+            timer: None,
+        }
+    }
+
+    /// The MSS the SYN announced, if it had the option.
+    pub fn peer_mss(&self) -> Option<u16> {
+        (self.peer_mss != 0).then_some(self.peer_mss)
+    }
+
+    /// The peer's TSval, if timestamps are in use.
+    pub fn ts_recent(&self) -> Option<u32> {
+        self.has_ts.then_some(self.ts_recent)
+    }
 }
 
 /// Listeners of a shard, keyed by local address and port; an unspecified address is a wildcard.

@@ -25,7 +25,7 @@ use crate::timewait::{TimeWait, TimeWaitTable};
 use crate::tuple::FourTuple;
 use ahash::RandomState;
 use core::net::{IpAddr, SocketAddr};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use tern_wire::{
     ChecksumMode, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, SackBlocks, SeqNum,
     TcpFlags, TcpPacket, TcpRepr, TcpTimestamp,
@@ -115,10 +115,10 @@ pub struct Shard {
     isn: IsnGenerator,
     conns: Slab<Tcb>,
     /// The connections by 4-tuple: slab indices only; the tuple itself lives in the TCB.
-    table: ConnTable,
+    table: TupleIndex,
     listen: ListenTable,
     requests: Slab<Request>,
-    request_table: HashMap<FourTuple, u32, RandomState>,
+    request_table: TupleIndex,
     timewait: TimeWaitTable,
     wheel: TimerWheel<TimerKey>,
     tx_pool: BufferPool,
@@ -155,10 +155,10 @@ impl Shard {
             timewait: TimeWaitTable::new(config.max_tw_buckets, hasher()),
             isn: IsnGenerator::new(secret),
             conns: Slab::default(),
-            table: ConnTable::new(hasher()),
+            table: TupleIndex::new(hasher()),
             listen: ListenTable::default(),
             requests: Slab::default(),
-            request_table: HashMap::with_hasher(hasher()),
+            request_table: TupleIndex::new(hasher()),
             wheel: TimerWheel::new(now),
             tx_queue: VecDeque::new(),
             synack_queue: VecDeque::new(),
@@ -237,7 +237,7 @@ impl Shard {
         if self.timewait.get(&tuple).is_some() && self.on_timewait_segment(now, &tuple, seg) {
             return;
         }
-        if let Some(&index) = self.request_table.get(&tuple) {
+        if let Some(index) = self.request_table.find(&tuple, &self.requests) {
             self.on_request_segment(now, index, seg);
             return;
         }
@@ -331,23 +331,20 @@ impl Shard {
         }
         let c = &self.config;
         let ts_recent = seg.timestamp.filter(|_| c.timestamps).map(|ts| ts.tsval);
-        let request = Request {
+        let request = Request::new(
             listener,
-            tuple: *tuple,
-            iss: self.isn.isn(now, tuple),
-            irs: seg.seq_number,
-            peer_mss: seg.max_seg_size,
-            snd_wscale: seg
-                .window_scale
+            *tuple,
+            self.isn.isn(now, tuple),
+            seg.seq_number,
+            seg.max_seg_size,
+            seg.window_scale
                 .filter(|_| c.window_scaling)
                 .map(|s| s.min(MAX_WSCALE)),
-            sack_ok: seg.sack_permitted && c.sack,
+            seg.sack_permitted && c.sack,
             ts_recent,
-            retransmits: 0,
-            timer: None,
-        };
+        );
         let (index, _) = self.requests.insert_with(|_, _| request);
-        self.request_table.insert(*tuple, index);
+        self.request_table.insert(tuple, index, &self.requests);
         if let Some(l) = self.listen.get_mut(listener) {
             l.syn_queue += 1;
         }
@@ -501,11 +498,11 @@ impl Shard {
             tuple: req.tuple,
             iss: req.iss,
             irs: req.irs,
-            peer_mss: req.peer_mss,
+            peer_mss: req.peer_mss(),
             snd_wscale: req.snd_wscale,
             rcv_wscale: scaling.then(|| rcv_wscale_for(self.config.rmem)),
             sack_ok: req.sack_ok,
-            ts: req.ts_recent.map(|recent| {
+            ts: req.ts_recent().map(|recent| {
                 let recent = seg.timestamp.map_or(recent, |t| t.tsval);
                 (
                     recent,
@@ -616,7 +613,7 @@ impl Shard {
 
     fn remove_request(&mut self, index: u32) {
         if let Some(req) = self.requests.remove(index) {
-            self.request_table.remove(&req.tuple);
+            self.request_table.remove(&req.tuple, index);
             if let Some(t) = req.timer {
                 self.wheel.cancel(t);
             }
@@ -640,7 +637,7 @@ impl Shard {
             return;
         };
         req.timer = None;
-        if req.retransmits >= self.config.synack_retries {
+        if u32::from(req.retransmits) >= self.config.synack_retries {
             self.counters.attempt_fails += 1;
             self.remove_request(index);
             return;
@@ -903,7 +900,7 @@ impl Shard {
                     irs: req.irs,
                     scaling: req.snd_wscale.is_some(),
                     sack: req.sack_ok,
-                    ts: req.ts_recent.map(|recent| (tsval, recent)),
+                    ts: req.ts_recent().map(|recent| (tsval, recent)),
                 }
             }
         };
@@ -1005,7 +1002,7 @@ impl Shard {
     fn tuple_in_use(&self, t: &FourTuple) -> bool {
         self.table.find(t, &self.conns).is_some()
             || self.timewait.get(t).is_some()
-            || self.request_table.contains_key(t)
+            || self.request_table.find(t, &self.requests).is_some()
     }
 
     fn pick_ephemeral(
@@ -1284,43 +1281,60 @@ impl core::fmt::Display for PacketError {
 
 impl std::error::Error for PacketError {}
 
-/// The connection table: a hash table of slab indices keyed by the TCBs' own 4-tuples, so a
-/// connection costs the table 4 bytes and a control byte instead of another copy of its tuple.
+/// Something stored in a slab that knows its own 4-tuple.
+trait Keyed {
+    fn tuple(&self) -> &FourTuple;
+}
+
+impl Keyed for Tcb {
+    fn tuple(&self) -> &FourTuple {
+        &self.tuple
+    }
+}
+
+impl Keyed for Request {
+    fn tuple(&self) -> &FourTuple {
+        &self.tuple
+    }
+}
+
+/// A hash table of slab indices keyed by the entries' own 4-tuples, so an entry costs the
+/// table 4 bytes and a control byte instead of another copy of its tuple. Used for the
+/// connections and for the SYN queue's requests.
 #[derive(Debug)]
-struct ConnTable {
+struct TupleIndex {
     table: hashbrown::HashTable<u32>,
     hasher: RandomState,
 }
 
-impl ConnTable {
-    fn new(hasher: RandomState) -> ConnTable {
-        ConnTable {
+impl TupleIndex {
+    fn new(hasher: RandomState) -> TupleIndex {
+        TupleIndex {
             table: hashbrown::HashTable::new(),
             hasher,
         }
     }
 
-    fn find(&self, tuple: &FourTuple, conns: &Slab<Tcb>) -> Option<u32> {
+    fn find<T: Keyed>(&self, tuple: &FourTuple, slab: &Slab<T>) -> Option<u32> {
         let hash = self.hasher.hash_one(tuple);
         self.table
-            .find(hash, |&i| conns.get(i).is_some_and(|t| t.tuple == *tuple))
+            .find(hash, |&i| slab.get(i).is_some_and(|t| t.tuple() == tuple))
             .copied()
     }
 
-    fn insert(&mut self, tuple: &FourTuple, index: u32, conns: &Slab<Tcb>) {
+    fn insert<T: Keyed>(&mut self, tuple: &FourTuple, index: u32, slab: &Slab<T>) {
         let hash = self.hasher.hash_one(tuple);
         let hasher = &self.hasher;
         self.table.insert_unique(hash, index, |&i| {
             hasher.hash_one(
-                conns
-                    .get(i)
-                    .map(|t| t.tuple)
-                    .expect("indexed connections exist"),
+                slab.get(i)
+                    .map(|t| *t.tuple())
+                    .expect("indexed entries exist"),
             )
         });
     }
 
-    /// Removes the entry of connection `index`, whose tuple is `tuple`.
+    /// Removes the entry of slab slot `index`, whose tuple is `tuple`.
     fn remove(&mut self, tuple: &FourTuple, index: u32) {
         let hash = self.hasher.hash_one(tuple);
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == index) {

@@ -1,10 +1,12 @@
 //! A slab: values in a `Vec` addressed by index, with a free list and a generation per slot so
 //! a handle to a freed value can be recognised as stale.
 
+use crate::chunked::Chunked;
+
 /// Slab of `T`.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    slots: Vec<Slot<T>>,
+    slots: Chunked<Slot<T>>,
     free: Vec<u32>,
     len: usize,
 }
@@ -18,7 +20,7 @@ struct Slot<T> {
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
-            slots: Vec::new(),
+            slots: Chunked::default(),
             free: Vec::new(),
             len: 0,
         }
@@ -38,7 +40,7 @@ impl<T> Slab<T> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let slot = &mut self.slots[index as usize];
+        let slot = &mut self.slots[index];
         slot.value = Some(make(index, slot.generation));
         self.len += 1;
         (index, slot.generation)
@@ -46,7 +48,7 @@ impl<T> Slab<T> {
 
     /// Removes the value at `index`; later handles with the old generation are stale.
     pub fn remove(&mut self, index: u32) -> Option<T> {
-        let slot = self.slots.get_mut(index as usize)?;
+        let slot = self.slots.get_mut(index)?;
         let value = slot.value.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
@@ -55,22 +57,22 @@ impl<T> Slab<T> {
     }
 
     pub fn get(&self, index: u32) -> Option<&T> {
-        self.slots.get(index as usize)?.value.as_ref()
+        self.slots.get(index)?.value.as_ref()
     }
 
     pub fn get_mut(&mut self, index: u32) -> Option<&mut T> {
-        self.slots.get_mut(index as usize)?.value.as_mut()
+        self.slots.get_mut(index)?.value.as_mut()
     }
 
     /// The value at `index` if it is still the one of `generation`.
     pub fn get_checked(&self, index: u32, generation: u32) -> Option<&T> {
-        let slot = self.slots.get(index as usize)?;
+        let slot = self.slots.get(index)?;
         (slot.generation == generation).then_some(())?;
         slot.value.as_ref()
     }
 
     pub fn get_checked_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
-        let slot = self.slots.get_mut(index as usize)?;
+        let slot = self.slots.get_mut(index)?;
         (slot.generation == generation).then_some(())?;
         slot.value.as_mut()
     }

@@ -12,6 +12,7 @@
 //! early (at worst a little late). Removed entries leave their slot in the FIFO, which frees
 //! it when it comes up. Bounded by `max_tw_buckets`.
 
+use crate::chunked::Chunked;
 use crate::time::Instant;
 use crate::tuple::FourTuple;
 use ahash::RandomState;
@@ -58,50 +59,6 @@ struct Entry {
 }
 
 const _: () = assert!(core::mem::size_of::<Entry>() == 44);
-
-/// Entries per chunk of storage.
-const CHUNK: usize = 4096;
-
-/// Storage in fixed-size chunks: growing never copies the entries, and at most one chunk is
-/// slack (a `Vec` doubling would leave up to half its capacity unused).
-#[derive(Debug)]
-struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Self {
-        Chunked {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T> Chunked<T> {
-    fn push(&mut self, value: T) -> u32 {
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        self.chunks.last_mut().expect("just ensured").push(value);
-        self.len += 1;
-        (self.len - 1) as u32
-    }
-}
-
-impl<T> core::ops::Index<u32> for Chunked<T> {
-    type Output = T;
-    fn index(&self, i: u32) -> &T {
-        &self.chunks[i as usize / CHUNK][i as usize % CHUNK]
-    }
-}
-
-impl<T> core::ops::IndexMut<u32> for Chunked<T> {
-    fn index_mut(&mut self, i: u32) -> &mut T {
-        &mut self.chunks[i as usize / CHUNK][i as usize % CHUNK]
-    }
-}
 
 /// The TIME-WAIT table of one shard.
 #[derive(Debug)]
@@ -319,7 +276,7 @@ impl TimeWaitTable {
         let now32 = ms32(now);
         let mut expired = 0;
         // Bounded: each entry is moved to the back at most once per call.
-        let mut budget = self.entries.len;
+        let mut budget = self.entries.len();
         while let Some(i) = (self.fifo_head != NIL).then_some(self.fifo_head) {
             let e = self.entries[i];
             let live = e.flags & F_LIVE != 0;

@@ -4,6 +4,7 @@
 
 use core::fmt;
 
+use crate::chunked::Chunked;
 use crate::time::Instant;
 
 /// Number of levels; 6 levels of 64 slots cover 2^36 ms (about 795 days).
@@ -85,7 +86,7 @@ struct Entry<T> {
 /// payload, whose spare enum values hold the `None`. The wheel itself adds about 1.6 KiB of
 /// slot heads and occupancy masks.
 pub struct TimerWheel<T> {
-    entries: Vec<Entry<T>>,
+    entries: Chunked<Entry<T>>,
     free: u32,
     len: usize,
     /// Current time of the wheel in ms: every slot before it has been processed. Never ahead
@@ -101,10 +102,12 @@ impl<T> TimerWheel<T> {
         Self::with_capacity(now, 0)
     }
 
-    /// An empty wheel with room for `capacity` timers before the slab must grow.
+    /// An empty wheel. `capacity` is a hint kept for API stability: entries live in fixed
+    /// chunks that never move, so there is nothing to reserve.
     pub fn with_capacity(now: Instant, capacity: usize) -> Self {
+        let _ = capacity;
         TimerWheel {
-            entries: Vec::with_capacity(capacity),
+            entries: Chunked::default(),
             free: NIL,
             len: 0,
             elapsed: now.as_millis(),
@@ -148,7 +151,7 @@ impl<T> TimerWheel<T> {
                 index
             }
             index => {
-                let entry = &mut self.entries[index as usize];
+                let entry = &mut self.entries[index];
                 self.free = entry.next;
                 entry.deadline = deadline;
                 entry.value = Some(value);
@@ -159,7 +162,7 @@ impl<T> TimerWheel<T> {
         self.link(index, self.list_for(deadline / 1_000));
         TimerHandle {
             index,
-            generation: self.entries[index as usize].generation,
+            generation: self.entries[index].generation,
         }
     }
 
@@ -176,7 +179,7 @@ impl<T> TimerWheel<T> {
         let old_list = entry.list;
         let deadline = deadline.as_micros();
         let list = self.list_for(deadline / 1_000);
-        self.entries[handle.index as usize].deadline = deadline;
+        self.entries[handle.index].deadline = deadline;
         if list != old_list {
             self.unlink(handle.index);
             self.link(handle.index, list);
@@ -211,7 +214,7 @@ impl<T> TimerWheel<T> {
             // The level-0 slot of the current millisecond holds exactly the due timers.
             let head = self.heads[(self.elapsed & SLOT_MASK) as usize];
             if head != NIL {
-                let generation = self.entries[head as usize].generation;
+                let generation = self.entries[head].generation;
                 let value = self.remove(head);
                 return Some((
                     TimerHandle {
@@ -249,7 +252,7 @@ impl<T> TimerWheel<T> {
         let mut index = self.heads[OVERFLOW as usize];
         let mut earliest = None::<u64>;
         while index != NIL {
-            let entry = &self.entries[index as usize];
+            let entry = &self.entries[index];
             let epoch = (entry.deadline / 1_000) & !EPOCH_MASK;
             earliest = Some(earliest.map_or(epoch, |e| e.min(epoch)));
             index = entry.next;
@@ -275,7 +278,7 @@ impl<T> TimerWheel<T> {
             self.occupied[level] &= !(1 << (list as usize % SLOTS));
         }
         while index != NIL {
-            let entry = &self.entries[index as usize];
+            let entry = &self.entries[index];
             let (next, ms) = (entry.next, entry.deadline / 1_000);
             self.link(index, self.list_for(ms));
             index = next;
@@ -296,7 +299,7 @@ impl<T> TimerWheel<T> {
 
     fn live(&self, handle: TimerHandle) -> Option<&Entry<T>> {
         self.entries
-            .get(handle.index as usize)
+            .get(handle.index)
             .filter(|e| e.generation == handle.generation && e.value.is_some())
     }
 
@@ -304,9 +307,9 @@ impl<T> TimerWheel<T> {
     fn link(&mut self, index: u32, list: u16) {
         let head = self.heads[list as usize];
         if head != NIL {
-            self.entries[head as usize].prev = index;
+            self.entries[head].prev = index;
         }
-        let entry = &mut self.entries[index as usize];
+        let entry = &mut self.entries[index];
         entry.prev = NIL;
         entry.next = head;
         entry.list = list;
@@ -319,12 +322,12 @@ impl<T> TimerWheel<T> {
     fn unlink(&mut self, index: u32) {
         let Entry {
             prev, next, list, ..
-        } = self.entries[index as usize];
+        } = self.entries[index];
         if next != NIL {
-            self.entries[next as usize].prev = prev;
+            self.entries[next].prev = prev;
         }
         if prev != NIL {
-            self.entries[prev as usize].next = next;
+            self.entries[prev].next = next;
         } else {
             self.heads[list as usize] = next;
             if next == NIL && list != OVERFLOW {
@@ -337,7 +340,7 @@ impl<T> TimerWheel<T> {
     fn remove(&mut self, index: u32) -> T {
         self.unlink(index);
         self.len -= 1;
-        let entry = &mut self.entries[index as usize];
+        let entry = &mut self.entries[index];
         entry.generation = entry.generation.wrapping_add(1);
         entry.next = self.free;
         self.free = index;
