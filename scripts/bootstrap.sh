@@ -83,13 +83,22 @@ check_rust() {
 }
 
 # --- kernel -----------------------------------------------------------------------------------
+# ternd pins its XDP link in a bpffs so `ternd cleanup` can find it after a crash. Two mounts:
+# /sys/fs/bpf, the usual place; and /run/tern/bpffs, because `ip netns exec` (how the lab runs
+# ternd) remounts /sys, hiding the first, while /run stays visible from every namespace.
 mount_bpffs() {
-    if mount | grep -q ' type bpf '; then
-        say "bpffs: mounted"
+    local dir mounted=()
+    for dir in /sys/fs/bpf /run/tern/bpffs; do
+        if ! mountpoint -q "$dir" 2>/dev/null || [ "$(stat -f -c %T "$dir")" != bpf_fs ]; then
+            mkdir -p "$dir"
+            mount -t bpf bpf "$dir" || fail "cannot mount bpffs on $dir (needs CAP_SYS_ADMIN)"
+            mounted+=("$dir")
+        fi
+    done
+    if [ ${#mounted[@]} -eq 0 ]; then
+        say "bpffs: mounted on /sys/fs/bpf and /run/tern/bpffs"
     else
-        mkdir -p /sys/fs/bpf
-        mount -t bpf bpf /sys/fs/bpf || fail "cannot mount bpffs on /sys/fs/bpf (needs CAP_SYS_ADMIN)"
-        say "bpffs: mounted on /sys/fs/bpf"
+        say "bpffs: mounted on ${mounted[*]}"
     fi
 }
 

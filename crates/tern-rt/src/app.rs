@@ -124,6 +124,8 @@ pub struct AppDriver<A: App> {
     /// Listeners whose accept queue may hold connections not yet accepted.
     pending: Vec<ListenerId>,
     accept_budget: usize,
+    /// Cleared when the worker drains for shutdown.
+    accepting: bool,
     live: usize,
 }
 
@@ -136,6 +138,7 @@ impl<A: App> AppDriver<A> {
             slots: Vec::new(),
             pending: Vec::new(),
             accept_budget: accept_budget.max(1),
+            accepting: true,
             live: 0,
         }
     }
@@ -186,7 +189,39 @@ impl<A: App> AppDriver<A> {
         }
     }
 
+    /// Stops accepting (shutdown): connections waiting in accept queues are aborted, and
+    /// later ones too.
+    pub fn stop_accepting(&mut self, shard: &mut Shard, now: Instant) {
+        self.accepting = false;
+        self.refuse_pending(shard, now);
+    }
+
+    fn refuse_pending(&mut self, shard: &mut Shard, now: Instant) {
+        for l in std::mem::take(&mut self.pending) {
+            while let Some(h) = shard.accept(l) {
+                let _ = shard.abort(now, h);
+            }
+        }
+    }
+
+    /// Closes every connection the application holds, gracefully (FIN after queued data);
+    /// the application hears `on_closed` for each.
+    pub fn close_all(&mut self, shard: &mut Shard, now: Instant) {
+        for i in 0..self.slots.len() {
+            let Some(h) = self.slots[i].as_ref().map(|s| s.handle) else {
+                continue;
+            };
+            self.call(shard, now, h, |_, c, _| {
+                let _ = c.close();
+            });
+        }
+    }
+
     fn accept(&mut self, shard: &mut Shard, now: Instant) {
+        if !self.accepting {
+            self.refuse_pending(shard, now);
+            return;
+        }
         let mut budget = self.accept_budget;
         let mut i = 0;
         while i < self.pending.len() && budget > 0 {

@@ -7,7 +7,12 @@
 //! type. The [`AppDriver`] turns a shard's events into those callbacks.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod app;
+pub mod clock;
+pub mod l2;
+mod worker;
 
 pub use app::{App, AppDriver, Conn};
+pub use worker::{Control, Turn, Worker, WorkerConfig, WorkerError, WorkerStats};

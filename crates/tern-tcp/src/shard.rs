@@ -922,6 +922,12 @@ impl Shard {
         emit_segment(buf, &spec.tuple, &repr, 0, |_| {})
     }
 
+    /// Whether something may be waiting for [`Shard::poll_transmit`] (a worker that ran out
+    /// of transmit frames uses this to count the stall).
+    pub fn transmit_pending(&self) -> bool {
+        !self.replies.is_empty() || !self.synack_queue.is_empty() || !self.tx_queue.is_empty()
+    }
+
     /// The earliest time [`Shard::on_timeout`] has work to do, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.wheel.next_expiration(), self.timewait.next_expiry()) {
