@@ -41,21 +41,45 @@ impl Checksum {
         Checksum(sum + carry as u64)
     }
 
-    /// Adds `data` as big-endian 16-bit words.
+    /// Adds `data` as big-endian 16-bit words (zero-padded on the right if its length is odd).
+    ///
+    /// RFC 1071 2(B): the ones-complement sum does not depend on byte order, so the bytes are
+    /// summed as native-endian 32-bit words into eight 64-bit lanes — no carries to handle (a
+    /// lane cannot overflow below 2^32 words) and no dependency between lanes, which lets the
+    /// compiler vectorize the loop — and the folded result is byte-swapped to big-endian once.
     pub fn add_bytes(self, data: &[u8]) -> Self {
-        let mut acc = self;
-        let mut chunks = data.chunks_exact(8);
-        for chunk in &mut chunks {
-            acc = acc.add64(u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
+        let mut native = Checksum::new();
+        let mut chunks = data.chunks_exact(32);
+        if data.len() >= 64 {
+            let mut lanes = [0u64; 8];
+            for chunk in &mut chunks {
+                for (i, lane) in lanes.iter_mut().enumerate() {
+                    let word: [u8; 4] = chunk[4 * i..4 * i + 4].try_into().unwrap_or_default();
+                    *lane += u64::from(u32::from_ne_bytes(word));
+                }
+            }
+            native = lanes.iter().fold(native, |acc, &lane| acc.add64(lane));
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            // Zero-padding on the right keeps every byte in its 16-bit word position.
+        // What is left (all of a short input): 8 bytes at a time, the last ones zero-padded,
+        // which keeps every byte at its position.
+        let rest = if data.len() >= 64 {
+            chunks.remainder()
+        } else {
+            data
+        };
+        let mut words = rest.chunks_exact(8);
+        for word in &mut words {
+            native = native.add64(u64::from_ne_bytes(word.try_into().unwrap_or_default()));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
             let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            acc = acc.add64(u64::from_be_bytes(last));
+            last[..tail.len()].copy_from_slice(tail);
+            native = native.add64(u64::from_ne_bytes(last));
         }
-        acc
+        // The folded native-endian sum is the big-endian sum byte-swapped on a little-endian
+        // machine and itself on a big-endian one: exactly what `from_be` undoes.
+        self.add64(u64::from(u16::from_be(native.sum())))
     }
 
     /// Adds one 16-bit word.
