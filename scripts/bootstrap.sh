@@ -22,8 +22,11 @@ PACKAGES=(
     ethtool          # offloads and queue counts
     tcpdump          # lab captures and fixtures
     iputils-ping     # lab reachability checks
+    python3          # setup-nic.sh's AF_XDP socket and netlink XDP-feature probes
     procps           # sysctl, pgrep
     kmod             # modprobe veth / sch_netem when they are modules
+    curl             # HTTP client of ternd's interop tests
+    wrk              # HTTP keep-alive load of ternd's interop tests
 )
 
 quiet=${TERN_BOOTSTRAP_QUIET:-0}
