@@ -1,0 +1,413 @@
+//! `tern-bench`: measure tern against the Linux kernel.
+//!
+//! ```text
+//! tern-bench serve   --listen ADDR:PORT [--mode echo|http|discard] [--threads N] [--duration D]
+//! tern-bench connect --target ADDR:PORT --rate R [--duration D] [--count N] [--request echo|http]
+//! tern-bench flood   -i IF --dst ADDR:PORT [--shape syn|linux-syn|ack] [--rate PPS] [--duration D]
+//! tern-bench reflect -i IF [--queues 0,1] [--duration D] [--synack]
+//! tern-bench run     SCENARIO [--server kernel|ternd] ...     (lab orchestration)
+//! ```
+//!
+//! Every load loop is bounded (`--duration`, optionally `--count`) and only sends to the
+//! benchmarking ranges 198.18.0.0/15 and 2001:2::/48.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tern_bench::connect::{self, ConnectConfig, RequestKind};
+use tern_bench::flood::{self, FloodConfig};
+use tern_bench::frames::Shape;
+use tern_bench::net::{self, Cidr};
+use tern_bench::reflect::{self, ReflectConfig};
+use tern_bench::scenario::{self, Scenario, ScenarioConfig, ServerKind};
+use tern_bench::serve::{self, Mode, ServeConfig};
+use tern_xsk::ZeroCopy;
+
+/// The longest any load loop may run.
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+#[derive(Parser)]
+#[command(
+    name = "tern-bench",
+    version,
+    about = "SYN floods, connection load and reference servers for measuring tern against Linux"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The kernel reference server: SO_REUSEPORT listeners, one epoll thread per core.
+    Serve(ServeArgs),
+    /// Legitimate clients on kernel sockets, open loop: connect latency and success under load.
+    Connect(ConnectArgs),
+    /// A SYN/ACK flood through AF_XDP (TX only) from prebuilt templates.
+    Flood(FloodArgs),
+    /// Raw AF_XDP reflect on the server side: the I/O ceiling to compare ternd with.
+    Reflect(ReflectArgs),
+    /// A whole measurement in a lab of its own: server, flood steps, legitimate load, report.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// The server under test.
+    #[arg(long, value_enum, default_value_t = ServerKind::Kernel)]
+    server: ServerKind,
+    /// SYN cookies: 1 on SYN-queue overflow, 2 always (ternd: on-overflow, always).
+    #[arg(long, default_value_t = 1)]
+    syncookies: u8,
+    /// Flood rates in packets/s, one step each; `max` = flat out, 0 = no flood.
+    #[arg(long, default_value = "0,50000,max", value_delimiter = ',')]
+    rates: Vec<String>,
+    /// Length of each step.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    step: Duration,
+    /// Legitimate connection attempts per second during each step.
+    #[arg(long, default_value_t = 200.0)]
+    legit_rate: f64,
+    /// Flood shape.
+    #[arg(long, value_enum, default_value_t = Shape::LinuxSyn)]
+    shape: Shape,
+    /// IPv6 instead of IPv4.
+    #[arg(long)]
+    ipv6: bool,
+    /// Queues of the lab's veth pair (ternd workers, reflect threads).
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
+    /// Core for the flood (default: one the server does not use).
+    #[arg(long)]
+    flood_core: Option<usize>,
+    /// Core for the kernel server's threads and the reflect threads (default: 1 for the
+    /// kernel, 0 for ternd, whose worker for queue i pins itself to core i).
+    #[arg(long)]
+    server_core: Option<usize>,
+    /// Measure the raw AF_XDP reflect path first.
+    #[arg(long)]
+    reflect: bool,
+    /// Output directory (scenario.json, scenario.md and each step's reports).
+    #[arg(long, default_value = "tern-bench-out")]
+    out: PathBuf,
+    /// The ternd binary (default: next to tern-bench).
+    #[arg(long)]
+    ternd: Option<PathBuf>,
+    /// scripts/lab.sh (default: the repository's, as built).
+    #[arg(long)]
+    lab_script: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (repeatable).
+    #[arg(long, short = 'l', required = true, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// What to do with the bytes.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// HTTP response body size in bytes.
+    #[arg(long, default_value_t = 128)]
+    body_size: usize,
+    /// Threads, each with its own listener per address (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Pin thread i to the i-th core of this list (e.g. 1 or 0-3).
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// listen(2) backlog (the kernel caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = 4096)]
+    backlog: i32,
+    /// Stop after this long (default: on SIGINT/SIGTERM only).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Write the counters as JSON here at the end.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// The server.
+    #[arg(long, short = 't', value_name = "ADDR:PORT")]
+    target: SocketAddr,
+    /// Connection attempts per second (open loop: attempt i starts at i/rate).
+    #[arg(long, short = 'r')]
+    rate: f64,
+    /// No attempt starts after this long.
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// At most this many attempts.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// Threads (attempts are dealt round-robin; the schedule stays exact).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Most attempts in flight (over all threads); one due beyond it fails as `capped`.
+    #[arg(long, default_value_t = 10_000)]
+    concurrency: usize,
+    /// An attempt not done this long after its connect(2) fails as `timeout`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    timeout: Duration,
+    /// What to do once connected.
+    #[arg(long, value_enum, default_value_t = RequestKind::None)]
+    request: RequestKind,
+    /// Echo request size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Source address to bind to, round-robin (repeatable; e.g. the lab's --client-addrs).
+    #[arg(long, value_name = "ADDR")]
+    source: Vec<IpAddr>,
+    /// Close with an RST (SO_LINGER 0): no TIME-WAIT left on the client.
+    #[arg(long)]
+    linger0: bool,
+    /// Pin thread i to the i-th core of this list.
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// Allow a loopback target (outside the lab).
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ZeroCopyArg {
+    /// Zero-copy where the driver has it, else copy mode.
+    Auto,
+    /// Zero-copy or fail.
+    On,
+    /// Copy mode.
+    Off,
+}
+
+impl From<ZeroCopyArg> for ZeroCopy {
+    fn from(z: ZeroCopyArg) -> ZeroCopy {
+        match z {
+            ZeroCopyArg::Auto => ZeroCopy::Auto,
+            ZeroCopyArg::On => ZeroCopy::Required,
+            ZeroCopyArg::Off => ZeroCopy::Off,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct FloodArgs {
+    /// Interface to transmit on (the client end: veth-cli in the lab).
+    #[arg(long, short = 'i')]
+    interface: String,
+    /// Its queue.
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
+    /// The server (IPv4 or IPv6; the family of the flood).
+    #[arg(long, value_name = "ADDR:PORT")]
+    dst: SocketAddr,
+    /// The server's MAC (default: resolved through the kernel's neighbour table).
+    #[arg(long, value_name = "MAC")]
+    dst_mac: Option<String>,
+    /// Forged source prefix (default 198.18.128.0/17, or 2001:2:0:8000::/49 for IPv6).
+    #[arg(long, value_name = "CIDR")]
+    src: Option<Cidr>,
+    /// Frame shape.
+    #[arg(long, value_enum, default_value_t = Shape::LinuxSyn)]
+    shape: Shape,
+    /// Packets per second (default: as fast as possible).
+    #[arg(long, short = 'r')]
+    rate: Option<f64>,
+    /// Stop after this long.
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, default_value = "5s")]
+    duration: Duration,
+    /// Stop after this many packets.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// Pin to this core.
+    #[arg(long)]
+    core: Option<usize>,
+    /// Frames per batch (per kick).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// AF_XDP zero-copy.
+    #[arg(long, value_enum, default_value_t = ZeroCopyArg::Auto)]
+    zero_copy: ZeroCopyArg,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReflectArgs {
+    /// Interface (the server end: veth-srv in the lab).
+    #[arg(long, short = 'i')]
+    interface: String,
+    /// Queues to serve, one thread each (e.g. 0 or 0-1).
+    #[arg(long, default_value = "0", value_name = "LIST")]
+    queues: String,
+    /// Pin queue thread i to the i-th core of this list.
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// Stop after this long.
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Turn SYNs into SYN-ACKs (ack = seq + 1) instead of only swapping addresses.
+    #[arg(long)]
+    synack: bool,
+    /// AF_XDP zero-copy.
+    #[arg(long, value_enum, default_value_t = ZeroCopyArg::Auto)]
+    zero_copy: ZeroCopyArg,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+fn cores(list: &Option<String>) -> Result<Vec<usize>> {
+    list.as_deref().map_or(Ok(Vec::new()), net::parse_cores)
+}
+
+fn bounded(d: Duration) -> Result<Duration> {
+    if d.is_zero() || d > MAX_DURATION {
+        bail!("--duration must be between 1ns and {MAX_DURATION:?}, got {d:?}");
+    }
+    Ok(d)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("tern-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let stop = net::stop_on_signals()?;
+    match cli.command {
+        Command::Serve(a) => {
+            let config = ServeConfig {
+                listen: a.listen,
+                threads: a.threads.unwrap_or_else(net::cpus),
+                cores: cores(&a.cores)?,
+                mode: a.mode,
+                body_size: a.body_size,
+                backlog: a.backlog,
+                duration: a.duration.map(bounded).transpose()?,
+                json: a.json,
+            };
+            let report = serve::serve(&config, stop)?;
+            println!("{report}");
+        }
+        Command::Connect(a) => {
+            let config = ConnectConfig {
+                target: a.target,
+                rate: a.rate,
+                duration: bounded(a.duration)?,
+                count: a.count,
+                threads: a.threads,
+                concurrency: a.concurrency,
+                timeout: a.timeout,
+                request: a.request,
+                size: a.size,
+                sources: a.source,
+                linger0: a.linger0,
+                cores: cores(&a.cores)?,
+                allow_loopback: a.allow_loopback,
+                json: a.json,
+            };
+            let report = connect::run(&config, stop)?;
+            println!("{report}");
+        }
+        Command::Flood(a) => {
+            let config = FloodConfig {
+                interface: a.interface,
+                queue: a.queue,
+                dst: a.dst,
+                dst_mac: a.dst_mac.as_deref().map(net::parse_mac).transpose()?,
+                src: a.src,
+                shape: a.shape,
+                rate: a.rate,
+                duration: bounded(a.duration)?,
+                count: a.count,
+                core: a.core,
+                batch: a.batch,
+                zero_copy: a.zero_copy.into(),
+                seed: a.seed,
+                json: a.json,
+            };
+            let report = flood::run(&config, &stop)?;
+            println!("{report}");
+        }
+        Command::Reflect(a) => {
+            let queues = net::parse_cores(&a.queues)?
+                .into_iter()
+                .map(|q| u32::try_from(q).map_err(anyhow::Error::from))
+                .collect::<Result<Vec<u32>>>()?;
+            let config = ReflectConfig {
+                interface: a.interface,
+                queues,
+                cores: cores(&a.cores)?,
+                duration: bounded(a.duration)?,
+                synack: a.synack,
+                zero_copy: a.zero_copy.into(),
+                json: a.json,
+            };
+            let report = reflect::run(&config, stop)?;
+            println!("{report}");
+        }
+        Command::Run(a) => {
+            let rates = a
+                .rates
+                .iter()
+                .map(|r| match r.trim() {
+                    "max" => Ok(None),
+                    r => r
+                        .parse::<f64>()
+                        .map(Some)
+                        .map_err(|_| anyhow::anyhow!("--rates: `{r}` is not a rate or `max`")),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let exe = std::env::current_exe()?;
+            // ternd pins queue i's worker to core i; keep the flood off the workers' cores.
+            let ncpu = net::cpus();
+            let server_core = a.server_core.unwrap_or(match a.server {
+                ServerKind::Kernel => 1 % ncpu,
+                ServerKind::Ternd => 0,
+            });
+            let flood_core = a.flood_core.unwrap_or(match a.server {
+                ServerKind::Kernel => (server_core + 1) % ncpu,
+                ServerKind::Ternd => a.queues as usize % ncpu,
+            });
+            let config = ScenarioConfig {
+                scenario: a.scenario,
+                server: a.server,
+                syncookies: a.syncookies,
+                rates,
+                step: bounded(a.step)?,
+                legit_rate: a.legit_rate,
+                shape: a.shape,
+                ipv6: a.ipv6,
+                queues: a.queues,
+                flood_core,
+                server_core,
+                reflect: a.reflect,
+                out: a.out,
+                ternd: a.ternd.unwrap_or_else(|| exe.with_file_name("ternd")),
+                lab_script: a.lab_script.unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lab.sh")
+                }),
+                prefix: format!("tb-run{}-", std::process::id()),
+            };
+            scenario::run(&config, stop)?;
+        }
+    }
+    Ok(())
+}
