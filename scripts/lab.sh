@@ -104,6 +104,14 @@ up() {
         && echo 1 > /sys/class/net/$SRV_IF/threaded; ethtool -K $SRV_IF gro off >/dev/null" 2>/dev/null \
         || say "note: threaded NAPI not available on $SRV_IF (needs Linux 5.12+)"
 
+    # veth has no RSS: a packet arrives on the receive queue whose number is the transmit queue
+    # the client's kernel picked, from the socket's random txhash. Linux draws a new txhash on an
+    # RTO or a spurious retransmission (net.core.txrehash), moving the flow to another queue, so
+    # its packets would reach a worker that does not know the connection. A NIC's RSS hashes the
+    # 4-tuple and never does that: keep each client socket on one queue, as RSS would.
+    ip netns exec "$CLI" sysctl -qw net.core.txrehash=0 \
+        || fail "sysctl net.core.txrehash=0 failed in $CLI (needs Linux 5.19+)"
+
     ip -n "$SRV" route add "$FLOOD_V4" via "$CLI_V4" dev "$SRV_IF"
     ip -n "$SRV" -6 route add "$FLOOD_V6" via "$CLI_V6" dev "$SRV_IF"
 
