@@ -113,14 +113,7 @@ impl Tcb {
         if self.state == State::SynReceived {
             // Our SYN must be acknowledged; otherwise "form a reset segment <SEQ=SEG.ACK>".
             if !ack.after(self.snd_una) {
-                ctx.replies.push_back(Reply {
-                    tuple: self.tuple,
-                    seq: ack,
-                    ack: None,
-                    flags: TcpFlags::RST,
-                    ts: None,
-                    window: 0,
-                });
+                ctx.replies.push_back(Reply::rst(self.tuple, ack));
                 ctx.counters.out_rsts += 1;
                 return Disposition::Keep;
             }
@@ -172,14 +165,7 @@ impl Tcb {
         if let Some(ack) = seg.ack_number {
             if ack.before_eq(self.iss) || ack.after(self.snd_max) {
                 if !rst {
-                    ctx.replies.push_back(Reply {
-                        tuple: self.tuple,
-                        seq: ack,
-                        ack: None,
-                        flags: TcpFlags::RST,
-                        ts: None,
-                        window: 0,
-                    });
+                    ctx.replies.push_back(Reply::rst(self.tuple, ack));
                     ctx.counters.out_rsts += 1;
                 }
                 ctx.counters.drop(DropReason::BadAck);

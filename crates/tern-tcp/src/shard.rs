@@ -256,14 +256,7 @@ impl Shard {
         }
         let reply = match seg.ack_number {
             // <SEQ=SEG.ACK><CTL=RST>
-            Some(ack) => Reply {
-                tuple: *tuple,
-                seq: ack,
-                ack: None,
-                flags: TcpFlags::RST,
-                ts: None,
-                window: 0,
-            },
+            Some(ack) => Reply::rst(*tuple, ack),
             // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
             None => Reply {
                 tuple: *tuple,
@@ -434,14 +427,7 @@ impl Shard {
         }
         *sent += 1;
         self.counters.out_rsts += 1;
-        self.replies.push_back(Reply {
-            tuple: *tuple,
-            seq: ack,
-            ack: None,
-            flags: TcpFlags::RST,
-            ts: None,
-            window: 0,
-        });
+        self.replies.push_back(Reply::rst(*tuple, ack));
     }
 
     /// A segment for a request in the SYN queue (Linux `tcp_check_req`).
@@ -476,14 +462,7 @@ impl Shard {
         if ack != req.iss + 1u32 {
             // RFC 9293 3.10.7.4 SYN-RECEIVED: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>.
             self.counters.out_rsts += 1;
-            self.replies.push_back(Reply {
-                tuple: req.tuple,
-                seq: ack,
-                ack: None,
-                flags: TcpFlags::RST,
-                ts: None,
-                window: 0,
-            });
+            self.replies.push_back(Reply::rst(req.tuple, ack));
             return;
         }
         if !seg.seq_number.in_window(
@@ -538,14 +517,7 @@ impl Shard {
             if self.config.abort_on_overflow {
                 self.counters.out_rsts += 1;
                 let ack = seg.ack_number.unwrap_or_default();
-                self.replies.push_back(Reply {
-                    tuple: hs.tuple,
-                    seq: ack,
-                    ack: None,
-                    flags: TcpFlags::RST,
-                    ts: None,
-                    window: 0,
-                });
+                self.replies.push_back(Reply::rst(hs.tuple, ack));
                 return true;
             }
             return false;
@@ -794,19 +766,9 @@ impl Shard {
         if ack_owed {
             self.push_timewait_ack(now, &tuple, &tw);
         }
-        if let Some(tcb) = self.conns.get_mut(index) {
-            let mut ctx = Ctx {
-                now,
-                config: &self.config,
-                counters: &mut self.counters,
-                events: &mut self.events,
-                tx_pool: &mut self.tx_pool,
-                rx_pool: &mut self.rx_pool,
-                replies: &mut self.replies,
-            };
-            tcb.close(&mut ctx, CloseReason::Normal);
-        }
-        self.free_conn(index);
+        self.with_conn(now, index, |tcb, ctx| {
+            (tcb.close(ctx, CloseReason::Normal), ())
+        });
     }
 
     /// Takes a connection off the wire (its tuple, its timers). It is freed at once unless it

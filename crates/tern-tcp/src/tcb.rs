@@ -49,6 +49,20 @@ pub(crate) struct Reply {
     pub window: u16,
 }
 
+impl Reply {
+    /// `<SEQ=seq><CTL=RST>`: the reset RFC 9293 sends for an unacceptable ACK (SEQ = SEG.ACK).
+    pub fn rst(tuple: FourTuple, seq: SeqNum) -> Reply {
+        Reply {
+            tuple,
+            seq,
+            ack: None,
+            flags: TcpFlags::RST,
+            ts: None,
+            window: 0,
+        }
+    }
+}
+
 /// What the shard must do with a connection after a TCB method returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Disposition {
