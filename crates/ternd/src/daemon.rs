@@ -25,16 +25,37 @@ use tern_xsk::{XdpProgram, XskConfig, XskSocket};
 /// Where the XDP link is pinned: `/sys/fs/bpf/tern` when `/sys/fs/bpf` is a bpffs in this
 /// mount namespace, else `/run/tern/bpffs` (scripts/bootstrap.sh mounts both; `ip netns exec`
 /// remounts /sys, hiding the first). `cleanup` uses the same rule, so it finds what `run` pinned.
+///
+/// Interface names are per network namespace while bpffs is not, so outside the initial network
+/// namespace (PID 1's) the root gets a directory of that namespace's own, `netns-<inode>`:
+/// without it two daemons in two namespaces (the veth lab's `veth-srv` in each) would collide
+/// on one pin, and `cleanup` in one could unpin the other's link.
 pub fn pin_root() -> PathBuf {
     const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
     let is_bpffs =
         |p: &str| nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 == BPF_FS_MAGIC);
-    if is_bpffs("/sys/fs/bpf") {
+    let root = if is_bpffs("/sys/fs/bpf") {
         PathBuf::from(DEFAULT_PIN_ROOT)
     } else if is_bpffs("/run/tern/bpffs") {
         PathBuf::from("/run/tern/bpffs")
     } else {
         PathBuf::from(DEFAULT_PIN_ROOT)
+    };
+    match netns_dir() {
+        Some(dir) => root.join(dir),
+        None => root,
+    }
+}
+
+/// `netns-<inode>` when this process is in another network namespace than PID 1.
+fn netns_dir() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self/ns/net").ok()?;
+    let init = std::fs::metadata("/proc/1/ns/net").ok();
+    if init.is_some_and(|i| (i.dev(), i.ino()) == (own.dev(), own.ino())) {
+        None
+    } else {
+        Some(format!("netns-{}", own.ino()))
     }
 }
 
@@ -124,10 +145,19 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
     Ok(report)
 }
 
+/// Removes a namespace's pin directory once empty (it fails, harmlessly, while it is not).
+fn remove_netns_dir(root: &Path) {
+    if netns_dir().is_some() {
+        let _ = std::fs::remove_dir(root);
+    }
+}
+
 /// Removes what a crashed daemon left on `ifname`.
 pub fn cleanup(ifname: &str) -> Result<String> {
     let iface = Interface::by_name(ifname)?;
-    let done = tern_bpf::detach_leftover(&iface, &pin_root())?;
+    let root = pin_root();
+    let done = tern_bpf::detach_leftover(&iface, &root)?;
+    remove_netns_dir(&root);
     Ok(if done.is_empty() {
         format!("nothing of ternd's is attached to {ifname}")
     } else {
@@ -269,6 +299,7 @@ pub fn run(config: Config, stats_json: Option<PathBuf>, stop: Arc<AtomicBool>) -
         let _ = prog.clear_xsk(q);
     }
     attachment.detach().context("detaching the XDP program")?;
+    remove_netns_dir(&root);
     log::info!("XDP program detached from {}", iface.name());
     if let Some(path) = &stats_json {
         write_json(path, &totals, started.elapsed().as_secs_f64());
