@@ -201,6 +201,7 @@ pub fn run(config: Config, stats_json: Option<PathBuf>, stop: Arc<AtomicBool>) -
     let (stats_tx, stats_rx) = mpsc::channel();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut workers = Vec::new();
+    let mut bind_modes = Vec::new();
     for q in 0..queues {
         let xsk_config = XskConfig {
             program: XdpProgram::External,
@@ -212,6 +213,7 @@ pub fn run(config: Config, stats_json: Option<PathBuf>, stop: Arc<AtomicBool>) -
             "queue {q}: AF_XDP socket bound in {:?} mode",
             xsk.bind_mode()
         );
+        bind_modes.push(format!("{:?}", xsk.bind_mode()).to_lowercase());
         prog.set_xsk(q, xsk.fd())?;
         let (shard, services) = shard_for(&config, secret)?;
         let driver = AppDriver::new(services, config.accept_budget);
@@ -251,6 +253,8 @@ pub fn run(config: Config, stats_json: Option<PathBuf>, stop: Arc<AtomicBool>) -
 
     let started = Instant::now();
     let mut totals = Totals::new(queues as usize);
+    totals.xdp_mode = format!("{:?}", attachment.mode()).to_lowercase();
+    totals.bind_modes = bind_modes;
     let mut prev = totals.clone();
     let mut last_print = Instant::now();
     let mut stopping = false;
@@ -261,6 +265,9 @@ pub fn run(config: Config, stats_json: Option<PathBuf>, stop: Arc<AtomicBool>) -
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if last_print.elapsed() >= config.stats_interval {
+            if let Ok(c) = prog.counters() {
+                totals.steer = c.iter().map(|(k, v)| (k.name(), v)).collect();
+            }
             let secs = last_print.elapsed().as_secs_f64();
             println!("{}", totals.summary(&prev, secs));
             if let Some(path) = &stats_json {

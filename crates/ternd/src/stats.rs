@@ -5,11 +5,17 @@ use serde_json::{json, Map, Value};
 use tern_rt::WorkerStats;
 use tern_tcp::Counters;
 
-/// The latest snapshot of every worker.
+/// The latest snapshot of every worker, and what the daemon knows about the datapath.
 #[derive(Debug, Default, Clone)]
 pub struct Totals {
     /// Per queue, the latest snapshot received.
     pub workers: Vec<Option<WorkerStats>>,
+    /// The effective XDP attach mode (native or generic).
+    pub xdp_mode: String,
+    /// Per queue, the effective AF_XDP bind mode (zero-copy or copy).
+    pub bind_modes: Vec<String>,
+    /// The XDP program's counters (passed, redirected, dropped by reason), summed over CPUs.
+    pub steer: Vec<(&'static str, u64)>,
 }
 
 impl Totals {
@@ -17,6 +23,7 @@ impl Totals {
     pub fn new(queues: usize) -> Totals {
         Totals {
             workers: vec![None; queues],
+            ..Totals::default()
         }
     }
 
@@ -100,7 +107,14 @@ impl Totals {
                 })
             })
             .collect();
-        json!({ "uptime_secs": uptime_secs, "tcp": counters(&self.tcp()), "queues": queues })
+        json!({
+            "uptime_secs": uptime_secs,
+            "xdp_mode": self.xdp_mode,
+            "bind_modes": self.bind_modes,
+            "xdp": self.steer.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<Map<_, _>>(),
+            "tcp": counters(&self.tcp()),
+            "queues": queues,
+        })
     }
 
     /// The non-zero counters, one `Name value` per line, as `nstat` prints them.

@@ -4,7 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tern_rt::AppDriver;
 use tern_sim::{Duration, Host, Instant, LinkConfig, Sim};
-use tern_tcp::{ConnError, ConnHandle, Event, ListenConfig, Shard, State, TcpConfig};
+use tern_tcp::{
+    ConnError, ConnHandle, Event, ListenConfig, Shard, State, SyncookieMode, TcpConfig,
+};
+use tern_wire::TcpFlags;
 use ternd::apps::{Banner, Echo, Http, HttpConfig, Service, Services};
 
 const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
@@ -45,8 +48,11 @@ impl Host for Node {
 /// A server with `services` on ports 7 (echo), 80 (http), 25 (banner, closing) and 26
 /// (banner, staying open), and a client shard, over `link`.
 fn world(seed: u64, link: LinkConfig) -> Sim<Node> {
+    world_with(seed, link, TcpConfig::default())
+}
+
+fn world_with(seed: u64, link: LinkConfig, config: TcpConfig) -> Sim<Node> {
     let start = Instant::from_millis(1_000);
-    let config = TcpConfig::default();
     let mut server = Shard::new(config.clone(), [2; 32], start).unwrap();
     let mut services = Services::default();
     let mut add = |port: u16, service: Service| {
@@ -355,4 +361,73 @@ fn accept_budget_leaves_the_rest_queued_until_the_next_turn() {
         .map(|e| !matches!(e, Event::Closed(..)))
         .unwrap_or(false)
     {}
+}
+
+/// Runs the simulation for `d`, stepping the client after every event. A network that goes
+/// idle (nothing in flight, no timer anywhere) ends the run early: a stall is what some tests
+/// look for.
+fn run_client_for(sim: &mut Sim<Node>, client: &mut Client, d: Duration) {
+    let limit = sim.now() + d;
+    let r = sim.run_while(limit, |sim| {
+        let now = sim.now();
+        let node = sim.host_mut(C);
+        while node.shard.poll_event().is_some() {}
+        client.step(&mut node.shard, now);
+        true
+    });
+    match r {
+        Ok(_)
+        | Err(tern_sim::SimError::Idle { .. })
+        | Err(tern_sim::SimError::TimeLimit { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The SMTP-like case the issue names: the server speaks first, and the client's third ACK of
+/// the handshake is lost. With a SYN cookie the server holds no state, so nothing happens —
+/// the client waits for the greeting, the server knows of no connection — until the client
+/// sends something: its data segment carries the same ACK and completes the cookie handshake.
+/// With the SYN queue the server retransmits its SYN-ACK after 1 s, the client answers it
+/// with a new ACK, and the greeting follows on its own. Linux behaves the same way.
+#[test]
+fn banner_with_a_lost_third_ack_stalls_on_a_cookie_until_the_client_speaks() {
+    for mode in [SyncookieMode::Always, SyncookieMode::Off] {
+        let config = TcpConfig {
+            syncookies: mode,
+            ..TcpConfig::default()
+        };
+        let mut sim = world_with(5, LinkConfig::new().delay(Duration::from_millis(2)), config);
+        // Lose the client's first pure ACK: the handshake's third segment.
+        let mut dropped = false;
+        sim.link_mut(C, S).set_drop_filter(move |packet, _| {
+            let third_ack = tern_sim::parse_tcp(packet)
+                .is_some_and(|(_, _, tcp)| tcp.flags == TcpFlags::ACK && tcp.payload.is_empty());
+            let drop = third_ack && !dropped;
+            dropped |= drop;
+            drop
+        });
+        let mut client = Client::open(&mut sim, 26, Vec::new(), false);
+        run_client_for(&mut sim, &mut client, Duration::from_secs(5));
+        match mode {
+            SyncookieMode::Always => {
+                assert!(
+                    client.received.is_empty(),
+                    "no greeting: the server kept no state"
+                );
+                assert_eq!(sim.host(S).shard.connection_count(), 0);
+                // The client speaks; its segment's ACK completes the cookie handshake.
+                client.to_send = b"EHLO client\r\n".to_vec();
+                run_client_for(&mut sim, &mut client, Duration::from_secs(2));
+                assert_eq!(client.received, b"hello\r\n");
+                assert_eq!(sim.host(S).shard.counters().syncookies_recv, 1);
+            }
+            _ => {
+                assert_eq!(
+                    client.received, b"hello\r\n",
+                    "the SYN-ACK retransmission recovered it"
+                );
+                assert_eq!(sim.host(S).shard.counters().retrans_segs, 1);
+            }
+        }
+    }
 }
