@@ -213,6 +213,11 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
         .with_context(|| format!("opening an AF_XDP socket on {}", config.interface))?;
     let before = IfCounters::read(&config.interface);
 
+    // `run` starts measuring the server when it reads this line.
+    println!(
+        "flood: sending to {} from {} for {:?}",
+        config.dst, spec.src, config.duration
+    );
     let start = Instant::now();
     // The bucket holds 5 ms worth of packets (at least a batch): enough to make up for the
     // thread being preempted (on veth the receiver's softirq work runs on the sender's core),

@@ -11,18 +11,24 @@
 //!   checksums ([`frames`]);
 //! * [`reflect`]: the raw AF_XDP reflect path on the server side, the ceiling to compare ternd
 //!   with;
-//! * [`scenario`]: `tern-bench run`, which puts the others together in a lab.
+//! * [`scenario`]: `tern-bench run`, which puts the others together in a lab, with the
+//!   server's receive work placed ([`pass`], [`cpu`]) and its CPU time measured ([`cpu`]);
+//! * [`compare`]: `tern-bench report`, medians over repeated runs, the combined table, the
+//!   goal ratios and the plots.
 //!
 //! Load only ever goes to the benchmarking ranges 198.18.0.0/15 and 2001:2::/48
 //! ([`net::check_target`]), and every loop is bounded in time (and optionally in count).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod compare;
 pub mod connect;
+pub mod cpu;
 pub mod flood;
 pub mod frames;
 pub mod hist;
 pub mod net;
+pub mod pass;
 pub mod reflect;
 pub mod report;
 pub mod scenario;

@@ -6,6 +6,8 @@
 //! tern-bench flood   -i IF --dst ADDR:PORT [--shape syn|linux-syn|ack] [--rate PPS] [--duration D]
 //! tern-bench reflect -i IF [--queues 0,1] [--duration D] [--synack]
 //! tern-bench run     SCENARIO [--server kernel|ternd] ...     (lab orchestration)
+//! tern-bench report  DIR|scenario.json... [--plots DIR] [--markdown FILE] [--splice DOC]
+//! tern-bench xdp-pass -i IF [--duration D]     (tern_steer without listeners: all XDP_PASS)
 //! ```
 //!
 //! Every load loop is bounded (`--duration`, optionally `--count`) and only sends to the
@@ -15,12 +17,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use tern_bench::compare;
 use tern_bench::connect::{self, ConnectConfig, RequestKind};
 use tern_bench::flood::{self, FloodConfig};
 use tern_bench::frames::Shape;
 use tern_bench::net::{self, Cidr};
+use tern_bench::pass;
 use tern_bench::reflect::{self, ReflectConfig};
 use tern_bench::scenario::{self, Scenario, ScenarioConfig, ServerKind};
 use tern_bench::serve::{self, Mode, ServeConfig};
@@ -52,6 +56,50 @@ enum Command {
     Reflect(ReflectArgs),
     /// A whole measurement in a lab of its own: server, flood steps, legitimate load, report.
     Run(RunArgs),
+    /// Combine scenario.json files: medians per system and rate, one table, goal ratios, plots.
+    Report(ReportArgs),
+    /// Hold tern_steer without listeners (every packet XDP_PASS) on an interface, so its
+    /// receive work runs in its NAPI thread.
+    XdpPass(XdpPassArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// scenario.json files, or directories to search for them.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Write the SVG plots here.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
+    /// How the markdown refers to the plots' directory (default: --plots as given).
+    #[arg(long, value_name = "PATH")]
+    plots_link: Option<String>,
+    /// Markdown put before the table (machine, commands).
+    #[arg(long, value_name = "FILE")]
+    preamble: Option<PathBuf>,
+    /// Markdown appended to the section after the plots (repeatable).
+    #[arg(long, value_name = "FILE")]
+    append: Vec<PathBuf>,
+    /// Write the combined section (preamble, table, goals, plots) here.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Put the section between <!-- bench:begin --> and <!-- bench:end --> in this document
+    /// (appending the block if it has none).
+    #[arg(long, value_name = "DOC")]
+    splice: Option<PathBuf>,
+    /// Only print this system's capacity (highest median answered pps over its rates).
+    #[arg(long, value_name = "SYSTEM")]
+    capacity: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct XdpPassArgs {
+    /// The interface.
+    #[arg(long, short = 'i')]
+    interface: String,
+    /// Detach after this long at the latest.
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, default_value = "60s")]
+    duration: Duration,
 }
 
 #[derive(clap::Args)]
@@ -83,13 +131,27 @@ struct RunArgs {
     /// Queues of the lab's veth pair (ternd workers, reflect threads).
     #[arg(long, default_value_t = 1)]
     queues: u32,
-    /// Core for the flood (default: one the server does not use).
+    /// Core for the flood, the legitimate clients and veth-cli's NAPI thread (default: the
+    /// first one the server does not use).
     #[arg(long)]
     flood_core: Option<usize>,
-    /// Core for the kernel server's threads and the reflect threads (default: 1 for the
-    /// kernel, 0 for ternd, whose worker for queue i pins itself to core i).
+    /// Core for the kernel server's threads and the reflect threads (default 0, where ternd
+    /// pins its queue-0 worker).
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// Core for veth-srv's NAPI kernel threads, the server's receive work (default: the
+    /// server core).
     #[arg(long)]
-    server_core: Option<usize>,
+    napi_core: Option<usize>,
+    /// No XDP pass programs on the kernel server's veth-srv and on veth-cli: the kernel's
+    /// receive work then runs in the flood's softirq on the generator's core (the old, unfair
+    /// setup).
+    #[arg(long)]
+    no_pass_programs: bool,
+    /// veth-cli's NAPI re-polls every this many µs while busy instead of being woken for every
+    /// reply the server sends (0: woken every time).
+    #[arg(long, default_value_t = 50)]
+    client_napi_defer_us: u32,
     /// Measure the raw AF_XDP reflect path first.
     #[arg(long)]
     reflect: bool,
@@ -376,14 +438,12 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let exe = std::env::current_exe()?;
-            // ternd pins queue i's worker to core i; keep the flood off the workers' cores.
+            // ternd pins queue i's worker to core i; the kernel server gets the same core(s),
+            // and the flood the next one.
             let ncpu = net::cpus();
-            let server_core = a.server_core.unwrap_or(match a.server {
-                ServerKind::Kernel => 1 % ncpu,
-                ServerKind::Ternd => 0,
-            });
+            let server_core = a.server_core;
             let flood_core = a.flood_core.unwrap_or(match a.server {
-                ServerKind::Kernel => (server_core + 1) % ncpu,
+                ServerKind::Kernel => (server_core + a.queues as usize) % ncpu,
                 ServerKind::Ternd => a.queues as usize % ncpu,
             });
             let config = ScenarioConfig {
@@ -398,6 +458,9 @@ fn run(cli: Cli) -> Result<()> {
                 queues: a.queues,
                 flood_core,
                 server_core,
+                napi_core: a.napi_core.unwrap_or(server_core),
+                pass_programs: !a.no_pass_programs,
+                client_napi_defer_us: a.client_napi_defer_us,
                 reflect: a.reflect,
                 out: a.out,
                 ternd: a.ternd.unwrap_or_else(|| exe.with_file_name("ternd")),
@@ -408,6 +471,87 @@ fn run(cli: Cli) -> Result<()> {
             };
             scenario::run(&config, stop)?;
         }
+        Command::Report(a) => report(a)?,
+        Command::XdpPass(a) => pass::hold(&a.interface, bounded(a.duration)?, &stop)?,
+    }
+    Ok(())
+}
+
+/// `tern-bench report`.
+fn report(a: ReportArgs) -> Result<()> {
+    let files = compare::find_reports(&a.inputs)?;
+    if files.is_empty() {
+        bail!("no scenario.json in {:?}", a.inputs);
+    }
+    let reports = compare::load(&files)?;
+    let rows = compare::aggregate(&reports);
+    if let Some(system) = &a.capacity {
+        match compare::capacity(&rows, system) {
+            Some(c) => println!("{c:.0}"),
+            None => bail!(
+                "no runs of `{system}` (systems: {:?})",
+                compare::systems(&rows)
+            ),
+        }
+        return Ok(());
+    }
+    let goals = compare::goals(&reports, &rows);
+    let mut section = String::new();
+    if let Some(p) = &a.preamble {
+        section.push_str(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim_end_matches('\n'),
+        );
+        section.push_str("\n\n");
+    }
+    section.push_str(&compare::table(&rows));
+    section.push_str("\nGoals (from the benchmark issue):\n\n");
+    section.push_str(&compare::goals_markdown(&goals));
+    if let Some(dir) = &a.plots {
+        let paths = compare::plot_all(&rows, dir)?;
+        let link = a
+            .plots_link
+            .clone()
+            .unwrap_or_else(|| dir.display().to_string());
+        section.push_str("\nPlots (medians; x: flood SYNs offered per second):\n\n");
+        for (p, title) in paths.iter().zip([
+            "answered vs offered",
+            "legitimate p99 connect latency",
+            "packets per server CPU second",
+        ]) {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            section.push_str(&format!("![{title}]({link}/{name})\n"));
+        }
+        for p in &paths {
+            println!("plot: {}", p.display());
+        }
+    }
+    for p in &a.append {
+        section.push('\n');
+        section.push_str(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim_end_matches('\n'),
+        );
+        section.push('\n');
+    }
+    println!(
+        "report: {} run(s) of {:?}\n",
+        reports.len(),
+        compare::systems(&rows)
+    );
+    println!("{}", compare::table(&rows));
+    println!("{}", compare::goals_markdown(&goals));
+    if let Some(path) = &a.markdown {
+        std::fs::write(path, &section).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(doc) = &a.splice {
+        let text =
+            std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+        std::fs::write(doc, compare::splice(&text, &section))
+            .with_context(|| format!("writing {}", doc.display()))?;
+        println!("report: regenerated the marked block of {}", doc.display());
     }
     Ok(())
 }

@@ -6,11 +6,29 @@
 //! `tern-bench serve` with `net.ipv4.tcp_syncookies` set, or `ternd` with the matching
 //! `tcp.syncookies`), then for each flood rate runs one step of `--step` seconds: the AF_XDP
 //! flood from the client namespace and, at the same time, open-loop legitimate clients (echo).
-//! For each step it records the flood's offered rate, what left the server (its veth's
-//! `tx_packets` per second: SYN-ACKs and answers), the server's own counters, and the clients'
-//! success and connect latency. It writes `scenario.json` and `scenario.md` to `--out`, prints
-//! the table, stops the server and tears the lab down, also on errors. Every child process is
-//! bounded by its own `--duration` and waited for with a timeout.
+//! For each step it records the flood's offered rate, what the server sent (its veth's
+//! `tx_packets + tx_dropped` per second: SYN-ACKs and answers), the server's own counters, the
+//! server's CPU time ([`crate::cpu`]), and the clients' success and connect latency. It writes
+//! `scenario.json` and `scenario.md` to `--out`, prints the table, stops the server and tears
+//! the lab down, also on errors. Every child process is bounded by its own `--duration` and
+//! waited for with a timeout.
+//!
+//! # Placement: the same for both servers
+//!
+//! * Every server gets an XDP program on `veth-srv`: ternd its own, the kernel tern_steer with no
+//!   listener (`tern-bench xdp-pass`: every packet passes), so that for both the receive work
+//!   runs in `veth-srv`'s threaded NAPI kernel thread(s) rather than in the flood's softirq on
+//!   the generator's core. Those threads are pinned to `napi_core` (default: the server core),
+//!   after every attach that creates them (reflect, ternd, the pass program).
+//! * The server's threads run on `server_core` (ternd pins queue i's worker to core i, so 0 by
+//!   default); the flood, the legitimate clients and `veth-cli`'s NAPI thread run on
+//!   `flood_core`. `veth-cli` gets the pass program too, so that receiving the server's replies
+//!   in the client namespace is not charged to the server's core; its NAPI thread runs
+//!   `SCHED_FIFO` (it must not lose replies to the flood it shares a core with) and re-polls
+//!   every `client_napi_defer_us` while busy, so the server's transmit path does not pay a
+//!   cross-core wake-up for every reply (a NIC's transmit costs a doorbell per batch).
+//! * Server CPU per step: the server process's threads, `veth-srv`'s NAPI threads, and softirq
+//!   and irq time on the server and NAPI cores.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -27,8 +45,10 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::connect::ConnectReport;
+use crate::cpu::{self, CpuSample, NapiLock, ServerCpu, Task};
 use crate::flood::FloodReport;
 use crate::frames::Shape;
+use crate::net::IfCounters;
 use crate::reflect::ReflectReport;
 use crate::report::{markdown_table, write_json};
 
@@ -75,8 +95,21 @@ pub struct ScenarioConfig {
     pub queues: u32,
     /// Core for the flood.
     pub flood_core: usize,
-    /// Core for the server (kernel server threads, reflect).
+    /// Core for the server (kernel server threads, reflect; ternd pins queue i's worker to
+    /// core i).
     pub server_core: usize,
+    /// Core for `veth-srv`'s NAPI kernel threads (the server's receive work).
+    #[serde(default)]
+    pub napi_core: usize,
+    /// Attach tern_steer without listeners (every packet passes) to the kernel server's
+    /// `veth-srv` and to `veth-cli`; `false` reproduces the unfair setup where the kernel's
+    /// receive work runs in the flood's softirq.
+    #[serde(default = "yes")]
+    pub pass_programs: bool,
+    /// With the pass programs: `veth-cli`'s NAPI re-polls every this many µs while busy
+    /// instead of being woken by the server's every reply (0: woken every time).
+    #[serde(default)]
+    pub client_napi_defer_us: u32,
     /// Measure the raw AF_XDP reflect path first.
     pub reflect: bool,
     /// Output directory.
@@ -89,6 +122,10 @@ pub struct ScenarioConfig {
     pub prefix: String,
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// One step's figures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
@@ -98,11 +135,58 @@ pub struct Step {
     pub flood: Option<FloodReport>,
     /// The legitimate clients' report.
     pub clients: ConnectReport,
-    /// Packets per second leaving the server's interface during the step.
+    /// Packets per second that left the server's interface during the step (`tx_packets`).
     pub server_tx_pps: f64,
+    /// Packets per second the server sent (`tx_packets + tx_dropped` of `veth-srv`: a reply
+    /// that `veth-cli`'s full receive ring refused was still answered): SYN-ACKs and the
+    /// legitimate connections' segments.
+    #[serde(default)]
+    pub answered_pps: f64,
+    /// `veth-srv`'s counters over the step.
+    #[serde(default)]
+    pub server_if: Option<IfCounters>,
+    /// Seconds between the two samples of the step's counters and CPU times.
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// The server's CPU time over the step.
+    #[serde(default)]
+    pub cpu: Option<ServerCpu>,
     /// Server counter increments over the step (kernel: `Tcp*`/`TcpExt*` of /proc/net;
     /// ternd: its stats JSON `tcp` counters, as of its last snapshot).
     pub server_counters: BTreeMap<String, u64>,
+}
+
+impl Step {
+    /// Packets the server sent per second of its CPU time (`answered_pps` over the CPU
+    /// seconds per second it used).
+    pub fn per_cpu_second(&self) -> Option<f64> {
+        let cpu = self.cpu.as_ref()?;
+        cpu.per_cpu_second(self.answered_pps * cpu.elapsed_s)
+    }
+
+    /// The flood's offered rate (0 without a flood).
+    pub fn offered_pps(&self) -> f64 {
+        self.flood.as_ref().map_or(0.0, |f| f.offered_pps)
+    }
+}
+
+/// Where things ran: cores, and the NAPI kernel threads that were pinned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Placement {
+    /// The server's cores (its threads).
+    pub server_cores: Vec<usize>,
+    /// The core `veth-srv`'s NAPI threads were pinned to.
+    pub napi_core: usize,
+    /// The core of the flood, the legitimate clients and `veth-cli`'s NAPI threads.
+    pub generator_core: usize,
+    /// `veth-srv`'s NAPI threads while the server ran.
+    pub server_napi: Vec<Task>,
+    /// `veth-srv`'s NAPI threads while reflect ran.
+    pub reflect_napi: Vec<Task>,
+    /// `veth-cli`'s NAPI threads.
+    pub client_napi: Vec<Task>,
+    /// Whether the pass programs were attached (kernel `veth-srv`, `veth-cli`).
+    pub pass_programs: bool,
 }
 
 /// The whole result.
@@ -112,8 +196,30 @@ pub struct ScenarioReport {
     pub config: ScenarioConfig,
     /// The raw reflect baseline, if measured, and the flood that fed it.
     pub reflect: Option<(ReflectReport, FloodReport)>,
+    /// The reflect process's and `veth-srv`'s NAPI CPU time during the baseline.
+    #[serde(default)]
+    pub reflect_cpu: Option<ServerCpu>,
+    /// Cores and pinned kernel threads.
+    #[serde(default)]
+    pub placement: Placement,
     /// The steps.
     pub steps: Vec<Step>,
+}
+
+impl ScenarioReport {
+    /// `kernel sc=1`, `kernel sc=2`, `ternd` (syncookies on overflow) or `ternd sc=2`.
+    pub fn system(&self) -> String {
+        system_label(self.config.server, self.config.syncookies)
+    }
+}
+
+/// The name of a server and SYN-cookie setting in tables and plots.
+pub fn system_label(server: ServerKind, syncookies: u8) -> String {
+    match (server, syncookies) {
+        (ServerKind::Ternd, 1) => "ternd".into(),
+        (ServerKind::Ternd, n) => format!("ternd sc={n}"),
+        (ServerKind::Kernel, n) => format!("kernel sc={n}"),
+    }
 }
 
 /// A lab of its own; `Drop` tears it down.
@@ -253,6 +359,11 @@ impl Proc {
         }
     }
 
+    /// Its PID (`ip netns exec` execs the program in place, so this is the program's).
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// SIGINT, then [`wait`](Self::wait).
     fn interrupt(self, timeout: Duration) -> Result<()> {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
@@ -288,6 +399,9 @@ fn rate_name(rate: Option<f64>) -> String {
     }
 }
 
+/// The longest a run waits for another to finish attaching (ternd's start-up takes seconds).
+const LOCK_WAIT: Duration = Duration::from_secs(90);
+
 /// Set by SIGINT/SIGTERM: every wait checks it, and the run then stops its children and
 /// tears the lab down.
 static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -315,9 +429,23 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
             config.ternd.display()
         );
     }
+    let server_cores = server_cores(config);
+    // softirq and irq time of these cores is charged to the server.
+    let mut charged_cores = server_cores.clone();
+    if !charged_cores.contains(&config.napi_core) {
+        charged_cores.push(config.napi_core);
+    }
+    let mut placement = Placement {
+        server_cores: server_cores.clone(),
+        napi_core: config.napi_core,
+        generator_core: config.flood_core,
+        pass_programs: config.pass_programs,
+        ..Placement::default()
+    };
     println!(
-        "run: lab {}* with {} queue(s)",
-        config.prefix, config.queues
+        "run: lab {}* with {} queue(s); server on core(s) {server_cores:?}, veth-srv NAPI on \
+         core {}, flood, clients and veth-cli NAPI on core {}",
+        config.prefix, config.queues, config.napi_core, config.flood_core
     );
     let lab = LabGuard::up(&config.lab_script, &config.prefix, config.queues)?;
     let dst: SocketAddr = if config.ipv6 {
@@ -333,6 +461,32 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     let step_s = config.step.as_secs_f64();
     let step_arg = format!("{step_s}s");
     let grace = Duration::from_secs(15);
+    // Bounds every long-lived helper (pass programs, the kernel server).
+    let total = (step_s + 10.0) * config.rates.len() as f64 + 120.0;
+    let total_arg = format!("{total}s");
+
+    // The client side: veth-cli's receive work (the server's replies) in its own NAPI thread,
+    // on the generator's core.
+    let mut cli_pass = None;
+    if config.pass_programs {
+        threaded_napi(&lab, false)?;
+        if config.client_napi_defer_us > 0 {
+            defer_napi(&lab, false, config.client_napi_defer_us)?;
+        }
+        let _lock = NapiLock::take(LOCK_WAIT)?;
+        let before = cpu::napi_threads("veth-cli");
+        let mut p = Proc::spawn("xdp-pass veth-cli", pass_cmd(&lab, &exe, false, &total_arg))?;
+        p.wait_line("xdp-pass: attached", Duration::from_secs(15))?;
+        placement.client_napi = pin_new_napi("veth-cli", &before, config, config.flood_core)?;
+        // The client side is not under test: its NAPI thread (the replies' receive path) gets a
+        // real-time priority over the flood it shares a core with, as a NIC's softirq would, so
+        // that replies to legitimate clients are not lost in the lab's own client side.
+        for t in &placement.client_napi {
+            lab.read(false, &["chrt", "--fifo", "--pid", "1", &t.pid.to_string()])
+                .with_context(|| format!("making {} SCHED_FIFO", t.name))?;
+        }
+        cli_pass = Some(p);
+    }
 
     let flood_cmd = |rate: Option<f64>, json: &Path| {
         let mut c = lab.exec(false, &exe);
@@ -356,10 +510,13 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
 
     // 1. The raw reflect baseline.
     let mut reflect = None;
+    let mut reflect_cpu = None;
     if config.reflect {
         println!("run: raw AF_XDP reflect baseline, flat-out flood for {step_arg}");
         let rjson = config.out.join("reflect.json");
         let fjson = config.out.join("reflect-flood.json");
+        let lock = NapiLock::take(LOCK_WAIT)?;
+        let before = cpu::napi_threads("veth-srv");
         let mut c = lab.exec(true, &exe);
         c.args([
             "reflect",
@@ -374,14 +531,25 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         .arg(&rjson);
         let mut r = Proc::spawn("reflect", c)?;
         r.wait_line("reflect: on", Duration::from_secs(15))?;
+        placement.reflect_napi = pin_new_napi("veth-srv", &before, config, config.napi_core)?;
+        drop(lock);
         std::thread::sleep(Duration::from_millis(300));
-        Proc::spawn("flood", flood_cmd(None, &fjson))?.wait(config.step + grace)?;
+        let mut f = Proc::spawn("flood", flood_cmd(None, &fjson))?;
+        f.wait_line("flood: sending", Duration::from_secs(10))?;
+        let s0 = CpuSample::take(Some(r.pid()), &placement.reflect_napi)?;
+        let t0 = Instant::now();
+        f.wait(config.step + grace)?;
+        let s1 = CpuSample::take(Some(r.pid()), &placement.reflect_napi)?;
+        reflect_cpu = Some(s1.since(&s0, &charged_cores, t0.elapsed().as_secs_f64()));
         r.wait(config.step + grace)?;
         reflect = Some((read_json(&rjson)?, read_json(&fjson)?));
     }
 
-    // 2. The server.
+    // 2. The server, with an XDP program on veth-srv and its NAPI threads pinned.
     let addr_arg = dst.to_string();
+    let lock = NapiLock::take(LOCK_WAIT)?;
+    let napi_before = cpu::napi_threads("veth-srv");
+    let mut srv_pass = None;
     let server = match config.server {
         ServerKind::Kernel => {
             lab.read(
@@ -392,7 +560,12 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
                     &format!("net.ipv4.tcp_syncookies={}", config.syncookies),
                 ],
             )?;
-            let total = (step_s + 5.0) * config.rates.len() as f64 + 60.0;
+            if config.pass_programs {
+                let mut p =
+                    Proc::spawn("xdp-pass veth-srv", pass_cmd(&lab, &exe, true, &total_arg))?;
+                p.wait_line("xdp-pass: attached", Duration::from_secs(15))?;
+                srv_pass = Some(p);
+            }
             let mut c = lab.exec(true, &exe);
             c.args([
                 "serve",
@@ -404,7 +577,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
             ])
             .arg(config.queues.to_string())
             .args(["--cores", &config.server_core.to_string()])
-            .args(["--duration", &format!("{total}s")]);
+            .args(["--duration", &total_arg]);
             let mut p = Proc::spawn("serve", c)?;
             p.wait_line("serve: listening", Duration::from_secs(15))?;
             p
@@ -415,6 +588,8 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
             } else {
                 "on-overflow"
             };
+            // A snapshot left by an earlier run in this directory would be read as a baseline.
+            let _ = std::fs::remove_file(config.out.join("ternd-stats.json"));
             let mut c = lab.exec(true, &config.ternd);
             c.args(["run", "--interface", "veth-srv", "--listen"])
                 .arg(format!("{addr_arg}=echo"))
@@ -425,6 +600,10 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
             p
         }
     };
+    if config.server == ServerKind::Ternd || config.pass_programs {
+        placement.server_napi = pin_new_napi("veth-srv", &napi_before, config, config.napi_core)?;
+    }
+    drop(lock);
 
     // 3. The steps.
     let mut steps = Vec::new();
@@ -442,13 +621,6 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         let fjson = config.out.join(format!("step{i}-flood.json"));
         let cjson = config.out.join(format!("step{i}-clients.json"));
         let counters_before = server_counters(&lab, config)?;
-        let tx0 = iface_tx(&lab)?;
-        let t0 = Instant::now();
-        let flood = if no_flood(rate) {
-            None
-        } else {
-            Some(Proc::spawn("flood", flood_cmd(rate, &fjson))?)
-        };
         let mut c = lab.exec(false, &exe);
         c.args(["connect", "--target", &addr_arg, "--rate"])
             .arg(config.legit_rate.to_string())
@@ -459,16 +631,33 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
                 "echo",
                 "--timeout",
                 "3s",
+                "--cores",
             ])
+            .arg(config.flood_core.to_string())
             .arg("--json")
             .arg(&cjson);
+        let mut flood = if no_flood(rate) {
+            None
+        } else {
+            Some(Proc::spawn("flood", flood_cmd(rate, &fjson))?)
+        };
         let clients = Proc::spawn("connect", c)?;
-        std::thread::sleep(config.step);
-        let tx1 = iface_tx(&lab)?;
-        let server_tx_pps = (tx1 - tx0) as f64 / t0.elapsed().as_secs_f64();
-        if let Some(f) = flood {
-            f.wait(grace)?;
+        // The window: from the flood's first packet to its exit (or one step without a flood).
+        if let Some(f) = &mut flood {
+            f.wait_line("flood: sending", Duration::from_secs(10))?;
         }
+        let if0 = iface_counters(&lab)?;
+        let cpu0 = CpuSample::take(Some(server.pid()), &placement.server_napi)?;
+        let t0 = Instant::now();
+        match flood {
+            Some(f) => f.wait(config.step + grace)?,
+            None => std::thread::sleep(config.step),
+        }
+        let cpu1 = CpuSample::take(Some(server.pid()), &placement.server_napi)?;
+        let if1 = iface_counters(&lab)?;
+        let elapsed_s = t0.elapsed().as_secs_f64();
+        let d = if1.since(&if0);
+        let cpu = cpu1.since(&cpu0, &charged_cores, elapsed_s);
         clients.wait(grace)?;
         // ternd writes its snapshot once a second.
         if config.server == ServerKind::Ternd {
@@ -485,7 +674,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
             })
             .filter(|(_, v)| *v > 0)
             .collect();
-        steps.push(Step {
+        let step = Step {
             rate,
             flood: if no_flood(rate) {
                 None
@@ -493,15 +682,36 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
                 Some(read_json(&fjson)?)
             },
             clients: read_json(&cjson)?,
-            server_tx_pps,
+            server_tx_pps: d.tx_packets as f64 / elapsed_s,
+            answered_pps: (d.tx_packets + d.tx_dropped) as f64 / elapsed_s,
+            server_if: Some(d),
+            elapsed_s,
+            cpu: Some(cpu),
             server_counters,
-        });
+        };
+        println!(
+            "run: step {}: offered {:.0} pps, answered {:.0} pps, server CPU {:.2} s of {:.2} s, \
+             {} ok of {}",
+            i + 1,
+            step.offered_pps(),
+            step.answered_pps,
+            step.cpu.as_ref().map_or(0.0, |c| c.total_s),
+            elapsed_s,
+            step.clients.successes,
+            step.clients.attempts
+        );
+        steps.push(step);
     }
     server.interrupt(grace)?;
+    for p in [srv_pass, cli_pass].into_iter().flatten() {
+        p.interrupt(grace)?;
+    }
 
     let report = ScenarioReport {
         config: config.clone(),
         reflect,
+        reflect_cpu,
+        placement,
         steps,
     };
     write_json(&config.out.join("scenario.json"), &report)?;
@@ -511,6 +721,110 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     println!("\n{table}");
     drop(lab);
     Ok(report)
+}
+
+/// The cores the server's threads run on: the kernel server's `--cores`, or ternd's queue i
+/// worker on core i.
+fn server_cores(config: &ScenarioConfig) -> Vec<usize> {
+    match config.server {
+        ServerKind::Kernel => vec![config.server_core],
+        ServerKind::Ternd => {
+            let ncpu = crate::net::cpus();
+            let mut cores: Vec<usize> = (0..config.queues as usize).map(|q| q % ncpu).collect();
+            cores.sort_unstable();
+            cores.dedup();
+            cores
+        }
+    }
+}
+
+/// `tern-bench xdp-pass` on the server's or the client's veth.
+fn pass_cmd(lab: &LabGuard, exe: &Path, server: bool, duration: &str) -> Command {
+    let mut c = lab.exec(server, exe);
+    c.args(["xdp-pass", "--interface"])
+        .arg(if server { "veth-srv" } else { "veth-cli" })
+        .args(["--duration", duration]);
+    c
+}
+
+/// Turns on threaded NAPI on the client's veth (the lab does it for the server's): veth has
+/// NAPI instances only while GRO is on or a program is attached, and the flag persists.
+fn threaded_napi(lab: &LabGuard, server: bool) -> Result<()> {
+    let ifname = if server { "veth-srv" } else { "veth-cli" };
+    lab.read(
+        server,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "ethtool -K {ifname} gro on >/dev/null && echo 1 > /sys/class/net/{ifname}/threaded; \
+                 rc=$?; ethtool -K {ifname} gro off >/dev/null; exit $rc"
+            ),
+        ],
+    )
+    .with_context(|| format!("turning on threaded NAPI on {ifname} (needs Linux 5.12+)"))?;
+    Ok(())
+}
+
+/// Makes `ifname`'s NAPI poll again `us` µs after a poll instead of waiting to be woken, for up
+/// to 100 polls in a row (`napi_defer_hard_irqs`, `gro_flush_timeout`): while traffic flows,
+/// whoever transmits to it no longer wakes its thread for every packet.
+fn defer_napi(lab: &LabGuard, server: bool, us: u32) -> Result<()> {
+    let ifname = if server { "veth-srv" } else { "veth-cli" };
+    let dir = format!("/sys/class/net/{ifname}");
+    lab.read(
+        server,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo 100 > {dir}/napi_defer_hard_irqs && echo {} > {dir}/gro_flush_timeout",
+                u64::from(us) * 1000
+            ),
+        ],
+    )
+    .with_context(|| format!("setting {ifname}'s napi_defer_hard_irqs and gro_flush_timeout"))?;
+    Ok(())
+}
+
+/// Finds the NAPI threads of `ifname` that appeared since `before` (one per queue is expected)
+/// and pins them to `core`.
+fn pin_new_napi(
+    ifname: &str,
+    before: &[Task],
+    config: &ScenarioConfig,
+    core: usize,
+) -> Result<Vec<Task>> {
+    let found = cpu::wait_new_napi_threads(
+        ifname,
+        before,
+        config.queues as usize,
+        Duration::from_secs(3),
+    );
+    if found.is_empty() {
+        bail!(
+            "no NAPI thread of {ifname} appeared after attaching its XDP program (is threaded \
+             NAPI on? /sys/class/net/{ifname}/threaded)"
+        );
+    }
+    if found.len() != config.queues as usize {
+        bail!(
+            "{ifname}: {} new NAPI thread(s) for {} queue(s): {found:?}; another lab may have \
+             attached a program to an interface of the same name meanwhile (run again)",
+            found.len(),
+            config.queues
+        );
+    }
+    cpu::pin_threads(&found, core)?;
+    println!(
+        "run: pinned {} to core {core}",
+        found
+            .iter()
+            .map(|t| format!("{} (PID {})", t.name, t.pid))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(found)
 }
 
 /// Waits (bounded) until one echo connection to ternd succeeds.
@@ -543,14 +857,30 @@ fn wait_for_server(lab: &LabGuard, exe: &Path, dst: SocketAddr, out: &Path) -> R
     bail!("the server did not answer on {dst} within 20 s")
 }
 
-fn iface_tx(lab: &LabGuard) -> Result<u64> {
-    lab.read(
+/// `veth-srv`'s packet counters (one `cat` in the server's namespace).
+fn iface_counters(lab: &LabGuard) -> Result<IfCounters> {
+    let dir = "/sys/class/net/veth-srv/statistics";
+    let text = lab.read(
         true,
-        &["cat", "/sys/class/net/veth-srv/statistics/tx_packets"],
-    )?
-    .trim()
-    .parse()
-    .context("parsing tx_packets")
+        &[
+            "cat",
+            &format!("{dir}/tx_packets"),
+            &format!("{dir}/tx_dropped"),
+            &format!("{dir}/rx_packets"),
+            &format!("{dir}/rx_dropped"),
+        ],
+    )?;
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|x| x.parse().context("parsing veth-srv's counters"))
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(v.len() == 4, "veth-srv's counters: {text:?}");
+    Ok(IfCounters {
+        tx_packets: v[0],
+        tx_dropped: v[1],
+        rx_packets: v[2],
+        rx_dropped: v[3],
+    })
 }
 
 /// The server's counters: the kernel's TCP MIBs, or ternd's last JSON snapshot.
@@ -617,8 +947,36 @@ pub fn markdown(r: &ScenarioReport) -> String {
     );
     if let Some((reflect, flood)) = &r.reflect {
         s.push_str(&format!(
-            "Raw AF_XDP reflect ({}): {:.0} pps reflected, flood offered {:.0} pps.\n\n",
+            "Raw AF_XDP reflect ({}): {:.0} pps reflected, flood offered {:.0} pps",
             reflect.bind_mode, reflect.tx_pps, flood.offered_pps
+        ));
+        if let Some(cpu) = &r.reflect_cpu {
+            s.push_str(&format!(
+                ", {:.0} % of a core ({:.0} per CPU second)",
+                100.0 * cpu.utilisation(),
+                cpu.per_cpu_second(reflect.tx_pps * cpu.elapsed_s)
+                    .unwrap_or(0.0)
+            ));
+        }
+        s.push_str(".\n\n");
+    }
+    let p = &r.placement;
+    if !p.server_cores.is_empty() {
+        s.push_str(&format!(
+            "Server on core(s) {:?}, veth-srv NAPI threads on core {}, flood and clients on core \
+             {}; XDP pass programs {}{}.\n\n",
+            p.server_cores,
+            p.napi_core,
+            p.generator_core,
+            if p.pass_programs { "on" } else { "off" },
+            if p.pass_programs && c.client_napi_defer_us > 0 {
+                format!(
+                    ", veth-cli NAPI SCHED_FIFO re-polling every {} µs",
+                    c.client_napi_defer_us
+                )
+            } else {
+                String::new()
+            }
         ));
     }
     let cookie_key = match c.server {
@@ -635,7 +993,12 @@ pub fn markdown(r: &ScenarioReport) -> String {
                 st.flood
                     .as_ref()
                     .map_or("-".into(), |f| format!("{:.0}", f.offered_pps)),
-                format!("{:.0}", st.server_tx_pps),
+                format!("{:.0}", st.answered_pps),
+                st.cpu
+                    .as_ref()
+                    .map_or("-".into(), |c| format!("{:.0} %", 100.0 * c.utilisation())),
+                st.per_cpu_second()
+                    .map_or("-".into(), |v| format!("{v:.0}")),
                 format!(
                     "{:.0}",
                     *st.server_counters.get(cookie_key).unwrap_or(&0) as f64 / c.step.as_secs_f64()
@@ -660,7 +1023,9 @@ pub fn markdown(r: &ScenarioReport) -> String {
         &[
             "flood pps asked",
             "offered pps",
-            "server tx pps",
+            "answered pps",
+            "server CPU",
+            "answered per CPU-s",
             "SYN cookies/s",
             "legit ok",
             "connect p50 µs",

@@ -178,6 +178,7 @@ fn proc_net_tcp_counters_are_parsed() {
 
 #[test]
 fn scenario_table_has_a_row_per_step() {
+    use tern_bench::cpu::ServerCpu;
     use tern_bench::frames::Shape;
     use tern_bench::scenario::{
         markdown, Scenario, ScenarioConfig, ScenarioReport, ServerKind, Step,
@@ -201,6 +202,16 @@ fn scenario_table_has_a_row_per_step() {
         flood: None,
         clients: clients.clone(),
         server_tx_pps: 1000.0,
+        answered_pps: 1000.0,
+        server_if: None,
+        elapsed_s: 3.0,
+        cpu: Some(ServerCpu {
+            elapsed_s: 3.0,
+            napi_s: 1.0,
+            softirq_s: 0.5,
+            total_s: 1.5,
+            ..ServerCpu::default()
+        }),
         server_counters: [("TcpExtSyncookiesSent".to_string(), 3000u64)].into(),
     };
     let report = ScenarioReport {
@@ -216,6 +227,9 @@ fn scenario_table_has_a_row_per_step() {
             queues: 1,
             flood_core: 0,
             server_core: 1,
+            napi_core: 1,
+            pass_programs: true,
+            client_napi_defer_us: 50,
             reflect: false,
             out: "out".into(),
             ternd: "ternd".into(),
@@ -223,6 +237,8 @@ fn scenario_table_has_a_row_per_step() {
             prefix: "x-".into(),
         },
         reflect: None,
+        reflect_cpu: None,
+        placement: Default::default(),
         steps: vec![step(Some(0.0)), step(None)],
     };
     let md = markdown(&report);
@@ -232,6 +248,9 @@ fn scenario_table_has_a_row_per_step() {
     assert!(table[3].starts_with("| max"), "{md}");
     assert!(md.contains("90/100 (90.0 %)"), "{md}");
     assert!(md.contains("| 1000 "), "{md}"); // SYN cookies/s: 3000 over 3 s
+    assert!(md.contains("| 50 % "), "{md}"); // 1.5 CPU seconds in 3 s
+    assert!(md.contains("| 2000 "), "{md}"); // 3000 packets per 1.5 CPU seconds
+    assert_eq!(report.steps[0].per_cpu_second(), Some(2000.0));
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"syn-flood\""), "{json}");
 }
