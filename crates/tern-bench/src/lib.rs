@@ -29,6 +29,7 @@ pub mod frames;
 pub mod hist;
 pub mod net;
 pub mod pass;
+pub mod progress;
 pub mod reflect;
 pub mod report;
 pub mod scenario;

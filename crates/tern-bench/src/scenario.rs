@@ -49,6 +49,7 @@ use crate::cpu::{self, CpuSample, NapiLock, ServerCpu, Task};
 use crate::flood::FloodReport;
 use crate::frames::Shape;
 use crate::net::IfCounters;
+use crate::progress::ProgressBar;
 use crate::reflect::ReflectReport;
 use crate::report::{markdown_table, write_json};
 
@@ -649,10 +650,21 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         let if0 = iface_counters(&lab)?;
         let cpu0 = CpuSample::take(Some(server.pid()), &placement.server_napi)?;
         let t0 = Instant::now();
+        let bar = ProgressBar::start(
+            format!(
+                "{}, flood {}",
+                system_label(config.server, config.syncookies),
+                rate_name(rate)
+            ),
+            i + 1,
+            config.rates.len(),
+            config.step,
+        );
         match flood {
             Some(f) => f.wait(config.step + grace)?,
             None => std::thread::sleep(config.step),
         }
+        drop(bar);
         let cpu1 = CpuSample::take(Some(server.pid()), &placement.server_napi)?;
         let if1 = iface_counters(&lab)?;
         let elapsed_s = t0.elapsed().as_secs_f64();
