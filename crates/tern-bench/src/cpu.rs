@@ -138,9 +138,7 @@ impl NapiLock {
 
 /// Pins each task to `core` (`sched_setaffinity`, as `taskset -p` does).
 pub fn pin_threads(tasks: &[Task], core: usize) -> Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(core)
-        .with_context(|| format!("core {core} is out of range"))?;
+    let set = crate::net::core_set(core)?;
     for t in tasks {
         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(t.pid), &set)
             .with_context(|| format!("pinning {} (PID {}) to core {core}", t.name, t.pid))?;

@@ -195,12 +195,17 @@ pub fn effective_backlog(backlog: i32) -> Option<i32> {
     })
 }
 
-/// Pins the calling thread to `core`.
-pub fn pin_to_core(core: usize) -> Result<()> {
+/// The CPU set holding only `core`, for `sched_setaffinity`.
+pub fn core_set(core: usize) -> Result<nix::sched::CpuSet> {
     let mut set = nix::sched::CpuSet::new();
     set.set(core)
         .with_context(|| format!("core {core} is out of range"))?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+    Ok(set)
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_to_core(core: usize) -> Result<()> {
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &core_set(core)?)
         .with_context(|| format!("pinning to core {core}"))
 }
 
