@@ -1,4 +1,6 @@
-//! Compiles `bpf/tern_steer.bpf.c` into `$OUT_DIR/tern_steer.bpf.o`, which the crate embeds.
+//! Compiles each program in `bpf/` (`tern_steer.bpf.c`, the daemon's steering program, and
+//! `tern_flood.bpf.c`, tern-bench's live-frames flood generator) into `$OUT_DIR/<name>.bpf.o`,
+//! which the crate embeds.
 //!
 //! Include paths, in order: `bpf/include` (tern's own headers), libbpf's headers
 //! (`bpf/bpf_helpers.h`, `bpf/bpf_endian.h`) from the libbpf-sys build this crate links against,
@@ -10,8 +12,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCE: &str = "tern_steer.bpf.c";
-const OBJECT: &str = "tern_steer.bpf.o";
+/// The programs, by file stem: `bpf/<stem>.bpf.c` becomes `$OUT_DIR/<stem>.bpf.o`.
+const PROGRAMS: [&str; 2] = ["tern_steer", "tern_flood"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -20,7 +22,12 @@ fn main() {
     let clang = env::var("TERN_CLANG").unwrap_or_else(|_| "clang".to_owned());
 
     println!("cargo:rerun-if-env-changed=TERN_CLANG");
-    println!("cargo:rerun-if-changed={}", bpf_dir.join(SOURCE).display());
+    for stem in PROGRAMS {
+        println!(
+            "cargo:rerun-if-changed={}",
+            bpf_dir.join(format!("{stem}.bpf.c")).display()
+        );
+    }
     println!(
         "cargo:rerun-if-changed={}",
         bpf_dir.join("include").display()
@@ -35,21 +42,43 @@ fn main() {
     });
     let multiarch = multiarch(&clang);
 
-    let output = out_dir.join(OBJECT);
-    let result = Command::new(&clang)
+    for stem in PROGRAMS {
+        compile(
+            &clang,
+            &bpf_dir,
+            &libbpf_include,
+            &multiarch,
+            &out_dir,
+            stem,
+        );
+    }
+}
+
+/// Compiles `bpf/<stem>.bpf.c` into `out_dir/<stem>.bpf.o`.
+fn compile(
+    clang: &str,
+    bpf_dir: &Path,
+    libbpf_include: &str,
+    multiarch: &str,
+    out_dir: &Path,
+    stem: &str,
+) {
+    let source = format!("{stem}.bpf.c");
+    let output = out_dir.join(format!("{stem}.bpf.o"));
+    let result = Command::new(clang)
         .args(["-O2", "-g", "-target", "bpf", "-std=gnu11"])
         .args(["-Wall", "-Wextra"])
         .arg(format!("-I{}", bpf_dir.join("include").display()))
         .arg(format!("-I{libbpf_include}"))
         .arg(format!("-I/usr/include/{multiarch}"))
         .arg("-c")
-        .arg(bpf_dir.join(SOURCE))
+        .arg(bpf_dir.join(&source))
         .arg("-o")
         .arg(&output)
         .output();
     match result {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => fail(&format!(
-            "`{clang}` not found: tern-bpf compiles bpf/{SOURCE} with clang; run scripts/bootstrap.sh (installs clang and linux-libc-dev)"
+            "`{clang}` not found: tern-bpf compiles bpf/{source} with clang; run scripts/bootstrap.sh (installs clang and linux-libc-dev)"
         )),
         Err(e) => fail(&format!("cannot run `{clang}`: {e}")),
         Ok(out) if !out.status.success() => {
@@ -60,7 +89,7 @@ fn main() {
                 ""
             };
             fail(&format!(
-                "clang failed to compile bpf/{SOURCE} ({}):\n{stderr}{hint}",
+                "clang failed to compile bpf/{source} ({}):\n{stderr}{hint}",
                 out.status
             ))
         }
@@ -68,7 +97,7 @@ fn main() {
             // Warnings do not fail the build (a newer clang may find new ones in kernel
             // headers) but are shown.
             for line in String::from_utf8_lossy(&out.stderr).lines() {
-                println!("cargo:warning=bpf/{SOURCE}: {line}");
+                println!("cargo:warning=bpf/{source}: {line}");
             }
         }
     }

@@ -1,16 +1,26 @@
-//! `tern-bench flood`: a SYN (or ACK) flood transmitted through an AF_XDP socket.
+//! `tern-bench flood`: a SYN (or ACK) flood, transmitted through an AF_XDP socket or built and
+//! sent inside the kernel by an XDP program in live-frames mode ([`TxPath`]).
 //!
-//! The socket is TX-only: it is opened with [`XdpProgram::External`] and nothing ever
+//! **AF_XDP** (`--tx af-xdp`). The socket is TX-only: it is opened with [`XdpProgram::External`] and nothing ever
 //! redirects packets to it, so no XDP program is attached to the flooding interface at all
 //! (the kernel's AF_XDP transmit path does not need one; the lab test checks this). Frames come
 //! from [`crate::frames::FrameGen`] straight into the UMEM, a batch at a time, and
 //! go out at a fixed rate (token bucket) or as fast as the socket takes them, bounded by
 //! `--duration` and `--count`. The offered rate is what the kernel took: frames the completion
 //! ring gave back per second, cross-checked against the interface's own `tx_packets`.
+//!
+//! **Live frames** (`--tx live-frames`). `bpf/tern_flood.bpf.c` is loaded with the same template
+//! and layout ([`FrameGen::live_config`]) and run through BPF_PROG_RUN with
+//! `BPF_F_TEST_XDP_LIVE_FRAMES` ([`tern_bpf::FloodProgram`]): one system call builds and
+//! transmits a whole chunk of frames, with no descriptors, no UMEM and no completion ring. The
+//! kernel says nothing per frame, so the offered count is the frames the program built minus
+//! what the interface counted as transmit drops over the run (on veth, frames the peer's ring
+//! had no room for), and at most what it counted as transmitted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,6 +29,40 @@ use tern_xsk::{XdpProgram, XskConfig, XskSocket, ZeroCopy};
 
 use crate::frames::{FrameGen, FrameSpec, Shape};
 use crate::net::{self, Cidr, IfCounters};
+
+/// How flood frames reach the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxPath {
+    /// A TX-only AF_XDP socket, frames written into its UMEM from user space.
+    #[default]
+    AfXdp,
+    /// An XDP program run by BPF_PROG_RUN in live-frames mode (Linux 5.18+): frames are built
+    /// and transmitted in the kernel.
+    LiveFrames,
+}
+
+impl TxPath {
+    /// The faster path for the job, as measured in the lab (docs/benchmarks.md): live frames
+    /// flat out (about twice AF_XDP's rate), AF_XDP at a set rate, which it meters smoothly
+    /// (a live-frames call leaves as one burst of 25 ms worth of frames).
+    pub fn auto(rate: Option<f64>) -> TxPath {
+        if rate.is_some() {
+            TxPath::AfXdp
+        } else {
+            TxPath::LiveFrames
+        }
+    }
+}
+
+impl std::fmt::Display for TxPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TxPath::AfXdp => "af-xdp",
+            TxPath::LiveFrames => "live-frames",
+        })
+    }
+}
 
 /// Configuration of [`run`].
 #[derive(Debug, Clone)]
@@ -36,6 +80,8 @@ pub struct FloodConfig {
     pub src: Option<Cidr>,
     /// Shape.
     pub shape: Shape,
+    /// How frames are sent; `None`: [`TxPath::auto`].
+    pub tx: Option<TxPath>,
     /// Packets per second; `None`: as fast as possible.
     pub rate: Option<f64>,
     /// Stop after this long.
@@ -44,7 +90,7 @@ pub struct FloodConfig {
     pub count: Option<u64>,
     /// Pin to this core.
     pub core: Option<usize>,
-    /// Frames per batch (per kick).
+    /// Frames per batch: per kick (AF_XDP), per driver transmit call (live frames).
     pub batch: usize,
     /// AF_XDP zero-copy policy.
     pub zero_copy: ZeroCopy,
@@ -71,7 +117,10 @@ pub struct FloodReport {
     pub interface: String,
     /// Queue.
     pub queue: u32,
-    /// `copy` or `zero-copy`.
+    /// How frames were sent.
+    #[serde(default)]
+    pub tx_path: TxPath,
+    /// `copy` or `zero-copy` for AF_XDP; `kernel` for live frames.
     pub bind_mode: String,
     /// Shape.
     pub shape: Shape,
@@ -85,15 +134,16 @@ pub struct FloodReport {
     pub rate: Option<f64>,
     /// Pinned core.
     pub core: Option<usize>,
-    /// Frames handed to the socket.
+    /// Frames handed to the socket (AF_XDP) or built by the program (live frames).
     pub sent: u64,
-    /// Frames the kernel reported transmitted (completion ring).
+    /// Frames the kernel reported transmitted: the completion ring (AF_XDP), or `sent` minus the
+    /// interface's transmit drops (live frames).
     pub completed: u64,
     /// Seconds spent sending.
     pub elapsed_s: f64,
     /// Offered packets per second: `completed / elapsed_s`.
     pub offered_pps: f64,
-    /// `sendto` kicks.
+    /// `sendto` kicks (AF_XDP) or BPF_PROG_RUN calls (live frames).
     pub kicks: u64,
     /// TX descriptors the kernel refused.
     pub tx_invalid_descs: u64,
@@ -105,13 +155,14 @@ impl std::fmt::Display for FloodReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "flood {:?} -> {} from {} on {} queue {} ({}): {} sent, {} completed in {:.3}s = \
+            "flood {:?} -> {} from {} on {} queue {} ({}, {}): {} sent, {} completed in {:.3}s = \
              {:.0} pps offered ({} bytes/frame, {} kicks, {} invalid)",
             self.shape,
             self.dst,
             self.src,
             self.interface,
             self.queue,
+            self.tx_path,
             self.bind_mode,
             self.sent,
             self.completed,
@@ -167,7 +218,14 @@ impl TokenBucket {
 
     /// How long until one token is available.
     pub fn wait(&self) -> Duration {
-        Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
+        self.wait_for(1)
+    }
+
+    /// How long until `n` tokens are available (never, if `n` is over the burst: then the
+    /// time to fill the bucket).
+    pub fn wait_for(&self, n: u64) -> Duration {
+        let n = (n as f64).min(self.burst);
+        Duration::from_secs_f64(((n - self.tokens) / self.rate).max(0.0))
     }
 }
 
@@ -198,33 +256,50 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
     let seed = config
         .seed
         .unwrap_or_else(|| net::Rng::from_entropy().next_u64());
-    let mut gen = FrameGen::new(&spec, seed)?;
-    let xsk_config = XskConfig {
-        frame_count: 64 + 64 + 2048 + 2048,
-        fill_ring: 64,
-        rx_ring: 64,
-        tx_ring: 2048,
-        completion_ring: 2048,
-        program: XdpProgram::External,
-        zero_copy: config.zero_copy,
-        ..XskConfig::default()
-    };
-    let mut xsk = XskSocket::open(&config.interface, config.queue, &xsk_config)
-        .with_context(|| format!("opening an AF_XDP socket on {}", config.interface))?;
-    let before = IfCounters::read(&config.interface);
+    let gen = FrameGen::new(&spec, seed)?;
+    match config.tx.unwrap_or_else(|| TxPath::auto(config.rate)) {
+        TxPath::AfXdp => run_af_xdp(config, &spec, gen, stop),
+        TxPath::LiveFrames => run_live_frames(config, &spec, &gen, stop),
+    }
+}
 
+/// What a sending loop returns.
+struct Sent {
+    tx_path: TxPath,
+    sent: u64,
+    completed: u64,
+    elapsed: Duration,
+    kicks: u64,
+    tx_invalid_descs: u64,
+    bind_mode: String,
+    before: Option<IfCounters>,
+    after: Option<IfCounters>,
+}
+
+/// Calls `send(n)` until the duration, the count or `stop` ends the flood: at most `chunk`
+/// frames a turn, metered by the token bucket when a rate is set; `send` returns how many it
+/// sent. While the bucket is empty it is called with 0, to flush what is queued. Returns the
+/// frames sent and the time taken.
+fn send_loop(
+    config: &FloodConfig,
+    chunk: u64,
+    stop: &AtomicBool,
+    mut send: impl FnMut(u64) -> Result<u64>,
+) -> Result<(u64, Duration)> {
     // `run` starts measuring the server when it reads this line.
     println!(
-        "flood: sending to {} from {} for {:?}",
-        config.dst, spec.src, config.duration
+        "flood: sending to {} ({}) for {:?}",
+        config.dst,
+        TxPath::AfXdp,
+        config.duration
     );
     let start = Instant::now();
-    // The bucket holds 5 ms worth of packets (at least a batch): enough to make up for the
+    // The bucket holds 5 ms worth of packets (at least a chunk): enough to make up for the
     // thread being preempted (on veth the receiver's softirq work runs on the sender's core),
     // short enough that the rate stays smooth at the scale of the server's queues.
     let mut bucket = config.rate.map(|r| {
-        let burst = ((r * 0.005) as usize).max(config.batch);
-        TokenBucket::new(r, burst, Duration::ZERO)
+        let burst = ((r * 0.005) as u64).max(chunk);
+        TokenBucket::new(r, burst as usize, Duration::ZERO)
     });
     let limit = config.count.unwrap_or(u64::MAX);
     let mut sent: u64 = 0;
@@ -238,11 +313,11 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
         if turns % 64 == 0 && stop.load(Ordering::Relaxed) {
             break;
         }
-        let mut allowed = (config.batch as u64).min(limit - sent);
+        let mut allowed = chunk.min(limit - sent);
         if let Some(b) = &mut bucket {
             let avail = b.available(now);
             if avail == 0 {
-                xsk.flush_tx().context("flushing the TX ring")?;
+                send(0)?;
                 let wait = b.wait();
                 if wait > Duration::from_micros(200) {
                     std::thread::sleep(wait - Duration::from_micros(100));
@@ -253,6 +328,35 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
             }
             allowed = allowed.min(avail);
         }
+        let n = send(allowed)?;
+        if let Some(b) = &mut bucket {
+            b.take(n);
+        }
+        sent += n;
+    }
+    Ok((sent, start.elapsed()))
+}
+
+fn run_af_xdp(
+    config: &FloodConfig,
+    spec: &FrameSpec,
+    mut gen: FrameGen,
+    stop: &AtomicBool,
+) -> Result<FloodReport> {
+    let xsk_config = XskConfig {
+        frame_count: 64 + 64 + 2048 + 2048,
+        fill_ring: 64,
+        rx_ring: 64,
+        tx_ring: 2048,
+        completion_ring: 2048,
+        program: XdpProgram::External,
+        zero_copy: config.zero_copy,
+        ..XskConfig::default()
+    };
+    let mut xsk = XskSocket::open(&config.interface, config.queue, &xsk_config)
+        .with_context(|| format!("opening an AF_XDP socket on {}", config.interface))?;
+    let before = IfCounters::read(&config.interface);
+    let (sent, elapsed) = send_loop(config, config.batch as u64, stop, |allowed| {
         let mut n = 0;
         while n < allowed {
             let Some(mut frame) = xsk.alloc_tx() else {
@@ -266,13 +370,9 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
             xsk.send(frame);
             n += 1;
         }
-        if let Some(b) = &mut bucket {
-            b.take(n);
-        }
-        sent += n;
         xsk.flush_tx().context("flushing the TX ring")?;
-    }
-    let elapsed = start.elapsed();
+        Ok(n)
+    })?;
     // Let the last frames go out and their completions come back (bounded).
     let drain_until = Instant::now() + Duration::from_secs(1);
     while xsk.frame_counts().tx > 0 && Instant::now() < drain_until {
@@ -281,25 +381,169 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
     }
     let counters = xsk.counters();
     let stats = xsk.statistics().unwrap_or_default();
+    let result = Sent {
+        tx_path: TxPath::AfXdp,
+        sent,
+        completed: counters.tx_completed,
+        elapsed,
+        kicks: counters.tx_kicks,
+        tx_invalid_descs: stats.tx_invalid_descs,
+        bind_mode: xsk.bind_mode().to_string(),
+        before,
+        after: IfCounters::read(&config.interface),
+    };
+    finish(config, spec, &gen, result)
+}
+
+/// Frames per BPF_PROG_RUN call when flooding flat out: about 30 ms of work at this machine's
+/// rate, so the fixed cost of a call (below) is small beside it, and the duration and the stop
+/// flag are still checked often.
+const LIVE_CHUNK: u64 = 65536;
+
+/// Threads issuing BPF_PROG_RUN calls side by side, all on the flood's core. Each live-frames
+/// call ends by tearing down the page pool it set up, which waits about 25 ms here (an RCU grace
+/// period; the profile shows the core idle meanwhile): a second thread's call runs in that wait.
+/// Measured on the lab: one thread 1.4 Mpps, two 1.9 Mpps with 65536-frame calls.
+const LIVE_THREADS: usize = 2;
+
+/// At a set rate, a call carries this long's worth of frames: with the fixed cost of a call and
+/// two threads, fewer calls per second than this cannot keep up. The frames of one call leave
+/// as one burst at the generator's full speed, so a metered live-frames flood is bursty at this
+/// scale (the AF_XDP path meters per batch of 64).
+const LIVE_RATE_PERIOD_S: f64 = 0.025;
+
+fn run_live_frames(
+    config: &FloodConfig,
+    spec: &FrameSpec,
+    gen: &FrameGen,
+    stop: &AtomicBool,
+) -> Result<FloodReport> {
+    let prog = tern_bpf::FloodProgram::load(gen.template(), &gen.live_config())
+        .context("loading the live-frames flood program (bpf/tern_flood.bpf.c)")?;
+    let iface = tern_bpf::Interface::by_name(&config.interface)?;
+    let batch = u32::try_from(config.batch.clamp(1, 256)).unwrap_or(64);
+    let chunk = match config.rate {
+        None => LIVE_CHUNK,
+        Some(r) => ((r * LIVE_RATE_PERIOD_S) as u64).clamp(64, LIVE_CHUNK),
+    };
+    struct Shared {
+        bucket: Option<TokenBucket>,
+        sent: u64,
+        calls: u64,
+    }
+    let shared = Mutex::new(Shared {
+        bucket: config
+            .rate
+            .map(|r| TokenBucket::new(r, chunk as usize, Duration::ZERO)),
+        sent: 0,
+        calls: 0,
+    });
+    let limit = config.count.unwrap_or(u64::MAX);
+    let before = IfCounters::read(&config.interface);
+    // `run` starts measuring the server when it reads this line.
+    println!(
+        "flood: sending to {} ({}) for {:?}",
+        config.dst,
+        TxPath::LiveFrames,
+        config.duration
+    );
+    let start = Instant::now();
+    let worker = || -> Result<()> {
+        loop {
+            let n = {
+                let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let now = start.elapsed();
+                if now >= config.duration || st.sent >= limit || stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let n = chunk.min(limit - st.sent);
+                if let Some(b) = &mut st.bucket {
+                    if b.available(now) < n {
+                        let wait = b.wait_for(n).min(Duration::from_millis(5));
+                        drop(st);
+                        std::thread::sleep(wait);
+                        continue;
+                    }
+                    b.take(n);
+                }
+                st.sent += n;
+                st.calls += 1;
+                n
+            };
+            prog.send(iface.index(), n as u32, batch)
+                .with_context(|| format!("transmitting on {}", config.interface))?;
+        }
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let threads: Vec<_> = (0..LIVE_THREADS).map(|_| scope.spawn(worker)).collect();
+        for t in threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a flood thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let elapsed = start.elapsed();
     let after = IfCounters::read(&config.interface);
-    let completed = counters.tx_completed;
+    let counters = prog.counters()?;
+    anyhow::ensure!(
+        counters.aborted == 0,
+        "the flood program refused {} frames (its configuration does not fit the template: a bug)",
+        counters.aborted
+    );
+    let shared = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    // The kernel reports nothing per frame: what left is what the program built, less the
+    // interface's transmit drops (a full peer ring on veth), and at most what the interface
+    // counted as transmitted (which also holds any other traffic, so it is only a bound).
+    let delta = before.zip(after).map(|(b, a)| a.since(&b));
+    let completed = match delta {
+        Some(d) => counters
+            .built
+            .saturating_sub(d.tx_dropped)
+            .min(d.tx_packets),
+        None => counters.built,
+    };
+    anyhow::ensure!(
+        counters.built == 0 || completed > 0,
+        "{} transmitted none of the {} frames the flood program built: the driver refused XDP \
+         transmit. On veth the peer needs NAPI for it: attach an XDP program to the peer \
+         (`tern-bench xdp-pass -i PEER`, or ternd) or turn on its GRO (`ethtool -K PEER gro \
+         on`); or use `--tx af-xdp`",
+        config.interface,
+        counters.built
+    );
+    let result = Sent {
+        tx_path: TxPath::LiveFrames,
+        sent: counters.built,
+        completed,
+        elapsed,
+        kicks: shared.calls,
+        tx_invalid_descs: 0,
+        bind_mode: "kernel".to_owned(),
+        before,
+        after,
+    };
+    finish(config, spec, gen, result)
+}
+
+fn finish(config: &FloodConfig, spec: &FrameSpec, gen: &FrameGen, r: Sent) -> Result<FloodReport> {
     let report = FloodReport {
         interface: config.interface.clone(),
         queue: config.queue,
-        bind_mode: xsk.bind_mode().to_string(),
+        tx_path: r.tx_path,
+        bind_mode: r.bind_mode,
         shape: config.shape,
         dst: config.dst,
-        src: src.to_string(),
+        src: spec.src.to_string(),
         frame_len: gen.len(),
         rate: config.rate,
         core: config.core,
-        sent,
-        completed,
-        elapsed_s: elapsed.as_secs_f64(),
-        offered_pps: completed.min(sent) as f64 / elapsed.as_secs_f64().max(1e-9),
-        kicks: counters.tx_kicks,
-        tx_invalid_descs: stats.tx_invalid_descs,
-        interface_delta: before.zip(after).map(|(b, a)| a.since(&b)),
+        sent: r.sent,
+        completed: r.completed,
+        elapsed_s: r.elapsed.as_secs_f64(),
+        offered_pps: r.completed.min(r.sent) as f64 / r.elapsed.as_secs_f64().max(1e-9),
+        kicks: r.kicks,
+        tx_invalid_descs: r.tx_invalid_descs,
+        interface_delta: r.before.zip(r.after).map(|(b, a)| a.since(&b)),
     };
     if let Some(path) = &config.json {
         crate::report::write_json(path, &report)?;
@@ -320,6 +564,7 @@ mod tests {
         b.take(10);
         assert_eq!(b.available(ms(10)), 0);
         assert!(b.wait() <= ms(1));
+        assert_eq!(b.wait_for(5), ms(5));
         // A long pause saves up at most the burst.
         assert_eq!(b.available(ms(1000)), 64);
     }

@@ -45,6 +45,11 @@ impl Shape {
     pub const ALL: [Shape; 3] = [Shape::Syn, Shape::LinuxSyn, Shape::Ack];
 }
 
+/// Forged source ports are drawn from `PORT_MIN..PORT_MIN + PORT_SPAN` (1024..=65535), clear of
+/// the well-known ports.
+const PORT_MIN: u16 = 1024;
+const PORT_SPAN: u16 = 65535 - PORT_MIN + 1;
+
 /// Byte offsets of the fields that change per packet, inside the frame.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
@@ -202,6 +207,54 @@ impl FrameGen {
         &self.template
     }
 
+    /// The same generator for `bpf/tern_flood.bpf.c` (the live-frames flood path): where this
+    /// template's changing fields are, the checksum bases and the source prefix, as the program's
+    /// configuration. The program draws the same fields from the same ranges and patches the
+    /// checksums the same way, from its own random source.
+    pub fn live_config(&self) -> tern_bpf::FloodConfig {
+        let l = self.layout;
+        let off = |o: Option<usize>| o.map_or(0, |o| o as u32);
+        let base = |c: Checksum| u32::from(c.sum());
+        let (addr_words, addr_fixed, addr_random) = match self.src.addr {
+            IpAddr::V4(a) => (
+                1,
+                [u32::from(a), 0, 0, 0],
+                [self.src.host_mask_v4().unwrap_or(0), 0, 0, 0],
+            ),
+            IpAddr::V6(a) => {
+                let words = |v: u128| {
+                    let b = v.to_be_bytes();
+                    std::array::from_fn(|i| {
+                        u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+                    })
+                };
+                (
+                    4,
+                    words(u128::from(a)),
+                    words(self.src.host_mask_v6().unwrap_or(0)),
+                )
+            }
+        };
+        tern_bpf::FloodConfig {
+            frame_len: self.template.len() as u32,
+            addr_words,
+            src_addr: l.src_addr as u32,
+            ip_checksum: off(l.ip_checksum),
+            src_port: l.src_port as u32,
+            seq: l.seq as u32,
+            ack: off(l.ack),
+            tsval: off(l.tsval),
+            tsecr: off(l.tsecr),
+            tcp_checksum: l.tcp_checksum as u32,
+            tcp_base: base(self.tcp_base),
+            ip_base: self.ip_base.map_or(0, base),
+            addr_fixed,
+            addr_random,
+            port_min: u32::from(PORT_MIN),
+            port_span: u32::from(PORT_SPAN),
+        }
+    }
+
     /// Writes the next frame at the start of `out` (at least [`len`](Self::len) bytes) and
     /// returns its length.
     #[inline]
@@ -233,7 +286,7 @@ impl FrameGen {
             out[l.src_addr..l.src_addr + 16].copy_from_slice(&addr);
             tcp = tcp.add_bytes(&addr);
         }
-        let port = 1024 + ((r >> 32) as u16 % (65535 - 1024 + 1));
+        let port = PORT_MIN + ((r >> 32) as u16 % PORT_SPAN);
         out[l.src_port..l.src_port + 2].copy_from_slice(&port.to_be_bytes());
         tcp = tcp.add_u16(port);
         let r2 = self.rng.next_u64();

@@ -4,10 +4,11 @@
 //! tern-bench serve   --listen ADDR:PORT [--mode echo|http|discard] [--threads N] [--duration D]
 //! tern-bench connect --target ADDR:PORT --rate R [--duration D] [--count N] [--request echo|http]
 //! tern-bench flood   -i IF --dst ADDR:PORT [--shape syn|linux-syn|ack] [--rate PPS] [--duration D]
+//!                    [--tx af-xdp|live-frames]
 //! tern-bench reflect -i IF [--queues 0,1] [--duration D] [--synack]
 //! tern-bench run     SCENARIO [--server kernel|ternd] ...     (lab orchestration)
 //! tern-bench report  DIR|scenario.json... [--plots DIR] [--markdown FILE] [--splice DOC]
-//! tern-bench xdp-pass -i IF [--duration D]     (tern_steer without listeners: all XDP_PASS)
+//! tern-bench xdp-pass -i IF [--duration D] [--drop ADDR:PORT]   (tern_steer, no listener: XDP_PASS)
 //! ```
 //!
 //! Every load loop is bounded (`--duration`, optionally `--count`) and only sends to the
@@ -21,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tern_bench::compare;
 use tern_bench::connect::{self, ConnectConfig, RequestKind};
-use tern_bench::flood::{self, FloodConfig};
+use tern_bench::flood::{self, FloodConfig, TxPath};
 use tern_bench::frames::Shape;
 use tern_bench::net::{self, Cidr};
 use tern_bench::pass;
@@ -50,7 +51,8 @@ enum Command {
     Serve(ServeArgs),
     /// Legitimate clients on kernel sockets, open loop: connect latency and success under load.
     Connect(ConnectArgs),
-    /// A SYN/ACK flood through AF_XDP (TX only) from prebuilt templates.
+    /// A SYN/ACK flood from prebuilt templates, through AF_XDP (TX only) or built in the kernel
+    /// by an XDP program in live-frames mode.
     Flood(FloodArgs),
     /// Raw AF_XDP reflect on the server side: the I/O ceiling to compare ternd with.
     Reflect(ReflectArgs),
@@ -100,6 +102,10 @@ struct XdpPassArgs {
     /// Detach after this long at the latest.
     #[arg(long, short = 'd', value_parser = humantime::parse_duration, default_value = "60s")]
     duration: Duration,
+    /// Drop TCP to this destination in XDP instead of passing it (a cheap sink for measuring a
+    /// generator); repeatable.
+    #[arg(long, value_name = "ADDR:PORT")]
+    drop: Vec<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -280,6 +286,11 @@ struct FloodArgs {
     /// Frame shape.
     #[arg(long, value_enum, default_value_t = Shape::LinuxSyn)]
     shape: Shape,
+    /// How frames are sent: an AF_XDP socket, or an XDP program in live-frames mode
+    /// (BPF_PROG_RUN, Linux 5.18+; on veth the peer needs an XDP program or GRO). Default: live
+    /// frames flat out, AF_XDP with --rate (smoother metering).
+    #[arg(long, value_enum)]
+    tx: Option<TxPath>,
     /// Packets per second (default: as fast as possible).
     #[arg(long, short = 'r')]
     rate: Option<f64>,
@@ -396,6 +407,7 @@ fn run(cli: Cli) -> Result<()> {
                 dst_mac: a.dst_mac.as_deref().map(net::parse_mac).transpose()?,
                 src: a.src,
                 shape: a.shape,
+                tx: a.tx,
                 rate: a.rate,
                 duration: bounded(a.duration)?,
                 count: a.count,
@@ -472,7 +484,7 @@ fn run(cli: Cli) -> Result<()> {
             scenario::run(&config, stop)?;
         }
         Command::Report(a) => report(a)?,
-        Command::XdpPass(a) => pass::hold(&a.interface, bounded(a.duration)?, &stop)?,
+        Command::XdpPass(a) => pass::hold(&a.interface, &a.drop, bounded(a.duration)?, &stop)?,
     }
     Ok(())
 }

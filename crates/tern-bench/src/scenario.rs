@@ -491,18 +491,28 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
 
     let flood_cmd = |rate: Option<f64>, json: &Path| {
         let mut c = lab.exec(false, &exe);
-        c.args(["flood", "--interface", "veth-cli", "--dst"])
-            .arg(dst.to_string())
-            .args(["--dst-mac", &dst_mac, "--shape"])
-            .arg(
-                clap::ValueEnum::to_possible_value(&config.shape)
-                    .map(|v| v.get_name().to_owned())
-                    .unwrap_or_default(),
-            )
-            .args(["--duration", &step_arg, "--core"])
-            .arg(config.flood_core.to_string())
-            .arg("--json")
-            .arg(json);
+        // AF_XDP for every step, metered or flat out: its rate steps are smooth, and the
+        // figures stay comparable across steps (live frames would change the sender's path
+        // at the flat-out step only).
+        c.args([
+            "flood",
+            "--tx",
+            "af-xdp",
+            "--interface",
+            "veth-cli",
+            "--dst",
+        ])
+        .arg(dst.to_string())
+        .args(["--dst-mac", &dst_mac, "--shape"])
+        .arg(
+            clap::ValueEnum::to_possible_value(&config.shape)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default(),
+        )
+        .args(["--duration", &step_arg, "--core"])
+        .arg(config.flood_core.to_string())
+        .arg("--json")
+        .arg(json);
         if let Some(r) = rate {
             c.args(["--rate", &r.to_string()]);
         }

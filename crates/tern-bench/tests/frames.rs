@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use tern_bench::frames::{FrameGen, FrameSpec, Shape};
 use tern_bench::net::Cidr;
 use tern_bench::reflect::reflect_in_place;
+use tern_bpf::{FloodProgram, XdpAction};
 use tern_wire::{emit_tcp_frame, parse_frame, ChecksumMode, IpRepr, SeqNum, TcpFlags};
 
 const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0c];
@@ -30,15 +31,31 @@ fn spec(shape: Shape, v6: bool, src: &str) -> FrameSpec {
 }
 
 fn check_shape(shape: Shape, v6: bool, src: &str, seed: u64, n: usize) {
+    let mut gen = FrameGen::new(&spec(shape, v6, src), seed).unwrap();
+    let len = gen.len();
+    check_frames(shape, v6, src, seed, n, &mut |buf| {
+        let filled = gen.fill(buf);
+        assert_eq!(filled, len);
+        filled
+    });
+}
+
+/// Checks `n` frames from `next` (which writes one into the buffer and returns its length).
+fn check_frames(
+    shape: Shape,
+    v6: bool,
+    src: &str,
+    seed: u64,
+    n: usize,
+    next: &mut dyn FnMut(&mut [u8]) -> usize,
+) {
     let spec = spec(shape, v6, src);
     let cidr: Cidr = src.parse().unwrap();
-    let mut gen = FrameGen::new(&spec, seed).unwrap();
     let mut buf = [0u8; 256];
     let mut sources = HashSet::new();
     let mut ports = HashSet::new();
     for i in 0..n {
-        let len = gen.fill(&mut buf);
-        assert_eq!(len, gen.len());
+        let len = next(&mut buf);
         let frame = &buf[..len];
         let parsed = parse_frame(frame, ChecksumMode::Verify).unwrap_or_else(|e| {
             panic!("{shape:?} v6={v6} seed {seed} frame {i}: {e:?}\n{frame:02x?}")
@@ -115,6 +132,35 @@ fn every_shape_v6_parses_with_verified_checksums() {
     for shape in Shape::ALL {
         for seed in [1, 7, 0x1234_5678_9abc] {
             check_shape(shape, true, "2001:2:0:8000::/49", seed, 3000);
+        }
+    }
+}
+
+/// The live-frames path: `bpf/tern_flood.bpf.c`, configured from the same template, run once
+/// per frame through BPF_PROG_RUN (no interface) must build frames that pass the same checks.
+/// Needs CAP_BPF, as every test of tern-bpf that loads a program.
+#[test]
+fn the_bpf_generator_builds_the_same_frames() {
+    for (v6, src) in [
+        (false, "198.18.128.0/17"),
+        (true, "2001:2:0:8000::/49"),
+        (false, "198.18.200.6/31"),
+        (true, "2001:2::ab00/120"),
+    ] {
+        for shape in Shape::ALL {
+            let gen = FrameGen::new(&spec(shape, v6, src), 1).unwrap();
+            let prog = FloodProgram::load(gen.template(), &gen.live_config())
+                .unwrap_or_else(|e| panic!("loading tern_flood for {shape:?} v6={v6}: {e}"));
+            let n = if src.ends_with("/31") { 100 } else { 1000 };
+            check_frames(shape, v6, src, 0, n, &mut |buf| {
+                let (action, frame) = prog.build_one().unwrap();
+                assert_eq!(action, XdpAction::Tx);
+                assert_eq!(frame.len(), gen.len());
+                buf[..frame.len()].copy_from_slice(&frame);
+                frame.len()
+            });
+            let counters = prog.counters().unwrap();
+            assert_eq!((counters.built, counters.aborted), (n as u64, 0));
         }
     }
 }

@@ -1,5 +1,5 @@
 //! tern-bench in the veth lab: the kernel reference server with open-loop clients (echo and
-//! http, IPv4 and IPv6), and the AF_XDP flood counted by the server's kernel. Every process is
+//! http, IPv4 and IPv6), and the flood (AF_XDP and live frames) counted by the server's kernel. Every process is
 //! bounded by its own `--duration`, and every wait here by a timeout.
 //!
 //! Needs root (network namespaces, AF_XDP); `TERN_SKIP_LAB=1` skips explicitly.
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tern_bench::connect::ConnectReport;
-use tern_bench::flood::FloodReport;
+use tern_bench::flood::{FloodReport, TxPath};
 use tern_bench::serve::ServeReport;
 use tern_lab::{lab_available, run, Lab, LabConfig, Side};
 
@@ -27,12 +27,21 @@ fn bench(lab: &Lab, side: Side) -> Command {
 
 /// Starts `serve` and waits (at most 10 s) until it says it is listening.
 fn start_server(lab: &Lab, args: &[&str]) -> Child {
-    let mut child = bench(lab, Side::Server)
-        .arg("serve")
+    start_ready(
+        lab,
+        Side::Server,
+        &[&["serve"], args].concat(),
+        "serve: listening",
+    )
+}
+
+/// Starts a `tern-bench` subcommand and waits (at most 10 s) for a line starting with `ready`.
+fn start_ready(lab: &Lab, side: Side, args: &[&str], ready: &str) -> Child {
+    let mut child = bench(lab, side)
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawn tern-bench serve");
+        .expect("spawn tern-bench");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -44,12 +53,12 @@ fn start_server(lab: &Lab, args: &[&str]) -> Child {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with("serve: listening") => return child,
+            Ok(line) if line.starts_with(ready) => return child,
             Ok(_) => {}
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "tern-bench serve did not start listening: {:?}",
+                    "tern-bench {args:?} did not print {ready:?}: {:?}",
                     child.wait()
                 );
             }
@@ -57,20 +66,20 @@ fn start_server(lab: &Lab, args: &[&str]) -> Child {
     }
 }
 
-/// SIGINT to the server (the process we spawned: `ip netns exec` execs in place), then a
-/// bounded wait for it to exit.
+/// SIGINT to a server or xdp-pass (the process we spawned: `ip netns exec` execs in place),
+/// then a bounded wait for it to exit.
 fn stop_server(mut child: Child) {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT the server");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "serve exited with {status}");
+            assert!(status.success(), "tern-bench exited with {status}");
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
-    panic!("tern-bench serve did not stop within 10 s of SIGINT");
+    panic!("tern-bench did not stop within 10 s of SIGINT");
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
@@ -282,7 +291,7 @@ fn flood(lab: &Lab, dir: &Path, name: &str, args: &[&str]) -> FloodReport {
 }
 
 #[test]
-fn af_xdp_flood_reaches_the_server_kernel() {
+fn floods_reach_the_server_kernel() {
     if !lab_available() {
         return;
     }
@@ -387,5 +396,76 @@ fn af_xdp_flood_reaches_the_server_kernel() {
         .command(Side::Client, "ip")
         .args(["-d", "link", "show", "dev", "veth-cli"]));
     assert!(!link.contains("prog/xdp"), "{link}");
+
+    // Live frames: the program's XDP_TX goes through veth's ndo_xdp_xmit, which needs NAPI on
+    // the peer. Without it no frame leaves, and the flood says so and what to do.
+    let out = bench(&lab, Side::Client)
+        .args(["flood", "--interface", "veth-cli", "--tx", "live-frames"])
+        .args([
+            "--dst",
+            "198.18.0.1:7100",
+            "--count",
+            "100",
+            "--duration",
+            "5s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("transmitted none of the 100 frames"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("xdp-pass -i PEER"), "{stderr}");
+
+    // With an XDP program on the peer, what the report calls sent and completed is what the
+    // server's kernel counts, for every shape and both families; frames the peer's ring had no
+    // room for are counted as the interface's transmit drops.
+    let pass = start_ready(
+        &lab,
+        Side::Server,
+        &["xdp-pass", "-i", "veth-srv", "--duration", "60s"],
+        "xdp-pass: attached",
+    );
+    for (name, args, count) in steps {
+        let before = server_tcp_counters(&lab);
+        let report = flood(
+            &lab,
+            dir.path(),
+            &format!("live-{name}"),
+            &[
+                args,
+                &[
+                    "--tx",
+                    "live-frames",
+                    "--count",
+                    &count.to_string(),
+                    "--rate",
+                    "20000",
+                    "--duration",
+                    "5s",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(report.tx_path, TxPath::LiveFrames, "{report}");
+        assert_eq!(report.sent, count, "{report}");
+        let d = report
+            .interface_delta
+            .expect("sysfs of the client namespace");
+        assert!(report.completed + d.tx_dropped >= count, "{report}");
+        assert!(report.completed <= d.tx_packets, "{report}");
+        assert!(report.completed > 0, "{report}");
+        std::thread::sleep(Duration::from_millis(300));
+        let after = server_tcp_counters(&lab);
+        let in_segs = after["TcpInSegs"] - before["TcpInSegs"];
+        assert!(
+            in_segs >= report.completed && in_segs <= report.completed + 20,
+            "live {name}: completed {}, the server counted {in_segs} segments",
+            report.completed
+        );
+    }
+    stop_server(pass);
     stop_server(server);
 }

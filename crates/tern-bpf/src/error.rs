@@ -36,10 +36,12 @@ pub enum Error {
 
     /// The verifier rejected the program.
     #[error(
-        "the kernel verifier rejected tern_steer (errno {errno}): a bug in bpf/tern_steer.bpf.c or \
+        "the kernel verifier rejected {program} (errno {errno}): a bug in bpf/{program}.bpf.c or \
          a kernel too old for it (tern needs Linux 5.9+). Last lines of the verifier log:\n{log_tail}"
     )]
     Verifier {
+        /// The program's name (its file is `bpf/<program>.bpf.c`).
+        program: &'static str,
         /// The errno of the load.
         errno: i32,
         /// The end of the verifier log, where the reason is.
@@ -47,8 +49,12 @@ pub enum Error {
     },
 
     /// libbpf could not open or load the embedded object for another reason.
-    #[error("cannot load the embedded BPF object tern_steer.bpf.o: {0}")]
+    #[error("cannot load an embedded BPF object: {0}")]
     Object(String),
+
+    /// A flood configuration does not fit its frame template.
+    #[error("the flood template's configuration is inconsistent: {0} (a bug in whatever built it, e.g. tern-bench's FrameGen)")]
+    FloodConfig(String),
 
     /// The object's maps do not have the shape `abi.rs` expects.
     #[error(

@@ -34,6 +34,7 @@
 pub mod abi;
 pub mod attach;
 mod error;
+pub mod flood;
 mod sys;
 
 use std::fmt;
@@ -48,6 +49,7 @@ pub use attach::{
     XdpMode, DEFAULT_PIN_ROOT,
 };
 pub use error::Error;
+pub use flood::{FloodConfig, FloodCounters, FloodProgram};
 pub use sys::SysError;
 
 /// The program's name in the kernel (`bpftool prog`, `ip -d link`), by which tern recognises
@@ -81,70 +83,22 @@ pub struct SteerProgram {
 impl SteerProgram {
     /// Loads the embedded program and creates its maps (empty: no listener, no socket).
     pub fn load() -> Result<SteerProgram, Error> {
-        let mut log = vec![0u8; VERIFIER_LOG_SIZE];
-        let open = ObjectBuilder::default()
-            .name(PROGRAM_NAME)
-            .and_then(|builder| builder.open_memory(OBJECT))
-            .map_err(|e| Error::Object(format!("{e:#}")))?;
-        let object = sys::object_load(open, &mut log)
-            .map_err(|e| load_error(e, &log, sys::effective_capabilities().unwrap_or(0)))?;
-
-        let prog = object
-            .progs()
-            .find(|p| p.name() == PROGRAM_NAME)
-            .ok_or_else(|| Error::Object(format!("no program named {PROGRAM_NAME}")))?;
-        let prog = dup(prog.as_fd())?;
-        let prog_id = sys::prog_info(prog.as_fd())?.id;
-        let map = |name: &'static str, ty: MapType, key: usize, value: usize, entries: u32| {
-            let map = object
-                .maps()
-                .find(|m| m.name() == name)
-                .ok_or_else(|| Error::Object(format!("no map named {name}")))?;
-            let mismatch = |what, found: u64, expected: u64| Error::AbiMismatch {
-                map: name,
-                what,
-                found,
-                expected,
-            };
-            if map.map_type() != ty {
-                return Err(mismatch("type", map.map_type() as u64, ty as u64));
-            }
-            if map.key_size() as usize != key {
-                return Err(mismatch("key size", map.key_size().into(), key as u64));
-            }
-            if map.value_size() as usize != value {
-                return Err(mismatch(
-                    "value size",
-                    map.value_size().into(),
-                    value as u64,
-                ));
-            }
-            if map.max_entries() != entries {
-                return Err(mismatch(
-                    "max entries",
-                    map.max_entries().into(),
-                    entries.into(),
-                ));
-            }
-            Ok(sys::MapFd {
-                name,
-                fd: dup(map.as_fd())?,
-                key_size: key,
-                value_size: value,
-            })
-        };
+        let object = load_object(PROGRAM_NAME, OBJECT)?;
+        let (prog, prog_id) = program_fd(&object, PROGRAM_NAME)?;
         Ok(SteerProgram {
             prog,
             prog_id,
-            listeners: map(
+            listeners: checked_map(
+                &object,
                 LISTENERS_MAP,
                 MapType::Hash,
                 size_of::<ListenerKey>(),
                 size_of::<ListenerValue>(),
                 abi::MAX_LISTENERS,
             )?,
-            xsks: map(XSKS_MAP, MapType::Xskmap, 4, 4, abi::MAX_QUEUES)?,
-            counters: map(
+            xsks: checked_map(&object, XSKS_MAP, MapType::Xskmap, 4, 4, abi::MAX_QUEUES)?,
+            counters: checked_map(
+                &object,
                 COUNTERS_MAP,
                 MapType::PercpuArray,
                 4,
@@ -265,6 +219,76 @@ impl SteerProgram {
     }
 }
 
+/// Opens and loads the embedded object `bytes` (`name.bpf.o`), explaining a failure.
+fn load_object(name: &'static str, bytes: &'static [u8]) -> Result<libbpf_rs::Object, Error> {
+    let mut log = vec![0u8; VERIFIER_LOG_SIZE];
+    let open = ObjectBuilder::default()
+        .name(name)
+        .and_then(|builder| builder.open_memory(bytes))
+        .map_err(|e| Error::Object(format!("{name}.bpf.o: {e:#}")))?;
+    sys::object_load(open, &mut log, name)
+        .map_err(|e| load_error(name, e, &log, sys::effective_capabilities().unwrap_or(0)))
+}
+
+/// An owned fd of the program `name` in `object`, and its kernel id.
+fn program_fd(object: &libbpf_rs::Object, name: &'static str) -> Result<(OwnedFd, u32), Error> {
+    let prog = object
+        .progs()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| Error::Object(format!("no program named {name}")))?;
+    let prog = dup(prog.as_fd())?;
+    let id = sys::prog_info(prog.as_fd())?.id;
+    Ok((prog, id))
+}
+
+/// An owned fd of the map `name` in `object`, once its geometry matches what the Rust side of
+/// the ABI expects.
+fn checked_map(
+    object: &libbpf_rs::Object,
+    name: &'static str,
+    ty: MapType,
+    key: usize,
+    value: usize,
+    entries: u32,
+) -> Result<sys::MapFd, Error> {
+    let map = object
+        .maps()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| Error::Object(format!("no map named {name}")))?;
+    let mismatch = |what, found: u64, expected: u64| Error::AbiMismatch {
+        map: name,
+        what,
+        found,
+        expected,
+    };
+    if map.map_type() != ty {
+        return Err(mismatch("type", map.map_type() as u64, ty as u64));
+    }
+    if map.key_size() as usize != key {
+        return Err(mismatch("key size", map.key_size().into(), key as u64));
+    }
+    if map.value_size() as usize != value {
+        return Err(mismatch(
+            "value size",
+            map.value_size().into(),
+            value as u64,
+        ));
+    }
+    if map.max_entries() != entries {
+        return Err(mismatch(
+            "max entries",
+            map.max_entries().into(),
+            entries.into(),
+        ));
+    }
+    Ok(sys::MapFd {
+        name,
+        fd: dup(map.as_fd())?,
+        key_size: key,
+        value_size: value,
+    })
+}
+
 fn check_queue(queue: u32) -> Result<(), Error> {
     if queue < abi::MAX_QUEUES {
         Ok(())
@@ -289,12 +313,13 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
 /// Turns a failed `bpf_object__load` into the sentence that explains it, from the errno, the
 /// verifier log libbpf wrote (NUL-terminated, empty when no program got as far as the verifier)
 /// and the thread's effective capabilities.
-fn load_error(source: SysError, log: &[u8], caps: u64) -> Error {
+fn load_error(program: &'static str, source: SysError, log: &[u8], caps: u64) -> Error {
     let log_text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]);
     if !log_text.trim().is_empty() {
         let lines: Vec<&str> = log_text.trim_end().lines().collect();
         let tail = lines[lines.len().saturating_sub(VERIFIER_LOG_TAIL_LINES)..].join("\n");
         return Error::Verifier {
+            program,
             errno: source.errno,
             log_tail: tail,
         };
@@ -444,8 +469,11 @@ mod tests {
             .collect::<String>()
             .into_bytes();
         log.extend_from_slice(b"R8 offset is outside of the packet\n\0\0garbage");
-        let err = load_error(failed_load(libc::EACCES), &log, ALL_CAPS);
-        let Error::Verifier { errno, log_tail } = &err else {
+        let err = load_error(PROGRAM_NAME, failed_load(libc::EACCES), &log, ALL_CAPS);
+        let Error::Verifier {
+            errno, log_tail, ..
+        } = &err
+        else {
             panic!("{err:?}");
         };
         assert_eq!(*errno, libc::EACCES);
@@ -461,7 +489,12 @@ mod tests {
     #[test]
     fn eperm_without_cap_bpf_names_the_missing_capabilities() {
         let no_bpf_no_sys_admin = ALL_CAPS & !(1 << 39) & !(1 << 21);
-        let err = load_error(failed_load(libc::EPERM), b"\0", no_bpf_no_sys_admin);
+        let err = load_error(
+            PROGRAM_NAME,
+            failed_load(libc::EPERM),
+            b"\0",
+            no_bpf_no_sys_admin,
+        );
         assert!(matches!(err, Error::MissingCapabilities { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains("lacks CAP_BPF (or CAP_SYS_ADMIN)"), "{msg}");
@@ -469,20 +502,25 @@ mod tests {
 
         // CAP_SYS_ADMIN stands in for CAP_BPF, as on kernels before 5.8.
         let sys_admin_only = ALL_CAPS & !(1 << 39);
-        let err = load_error(failed_load(libc::EPERM), b"\0", sys_admin_only);
+        let err = load_error(
+            PROGRAM_NAME,
+            failed_load(libc::EPERM),
+            b"\0",
+            sys_admin_only,
+        );
         assert!(matches!(err, Error::Memlock { .. }), "{err:?}");
     }
 
     #[test]
     fn eperm_with_every_capability_is_the_memlock_limit() {
-        let err = load_error(failed_load(libc::EPERM), b"\0", ALL_CAPS);
+        let err = load_error(PROGRAM_NAME, failed_load(libc::EPERM), b"\0", ALL_CAPS);
         assert!(matches!(err, Error::Memlock { .. }), "{err:?}");
         assert!(err.to_string().contains("ulimit -l unlimited"), "{err}");
     }
 
     #[test]
     fn other_errors_keep_the_call_and_errno() {
-        let err = load_error(failed_load(libc::EINVAL), b"\0", ALL_CAPS);
+        let err = load_error(PROGRAM_NAME, failed_load(libc::EINVAL), b"\0", ALL_CAPS);
         let msg = err.to_string();
         assert!(
             msg.starts_with("bpf_object__load(tern_steer.bpf.o): Invalid argument (os error 22)"),

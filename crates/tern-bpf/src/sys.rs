@@ -124,6 +124,7 @@ fn c_path(path: &Path) -> Result<CString> {
 pub(crate) fn object_load(
     mut open: libbpf_rs::OpenObject,
     log: &mut [u8],
+    name: &str,
 ) -> Result<libbpf_rs::Object> {
     for prog in open.progs_mut() {
         let prog = libbpf_rs::AsRawLibbpf::as_libbpf_object(&prog);
@@ -137,7 +138,7 @@ pub(crate) fn object_load(
     let ptr = open.take_ptr();
     // SAFETY: `ptr` is the open, not yet loaded object `open` owned; we own it now.
     let ret = unsafe { bpf::bpf_object__load(ptr.as_ptr()) };
-    if let Err(e) = check(ret, || "bpf_object__load(tern_steer.bpf.o)".to_owned()) {
+    if let Err(e) = check(ret, || format!("bpf_object__load({name}.bpf.o)")) {
         // SAFETY: `ptr` is ours and nothing else refers to it; it is not used after this.
         unsafe { bpf::bpf_object__close(ptr.as_ptr()) };
         return Err(e);
@@ -197,6 +198,91 @@ pub(crate) fn prog_test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> Result<u32> {
         )
     })?;
     Ok(opts.retval)
+}
+
+/// Runs the program once over `frame` (BPF_PROG_TEST_RUN, no interface) and returns its return
+/// value and the frame as the program left it (at most `out.len()` bytes are copied back).
+pub(crate) fn prog_test_run_out(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    out: &mut [u8],
+) -> Result<(u32, usize)> {
+    let mut opts = bpf::bpf_test_run_opts {
+        sz: size_of::<bpf::bpf_test_run_opts>() as _,
+        data_in: frame.as_ptr().cast(),
+        data_size_in: frame.len() as u32,
+        data_out: out.as_mut_ptr().cast(),
+        data_size_out: out.len() as u32,
+        repeat: 1,
+        ..Default::default()
+    };
+    // SAFETY: `opts` is a valid bpf_test_run_opts of the size it states; `data_in` points at
+    // `frame`, which the kernel only reads, for `data_size_in` bytes; `data_out` points at `out`,
+    // which the kernel writes at most `data_size_out` bytes of (it returns ENOSPC rather than
+    // overrun, after copying what fits).
+    let ret = unsafe { bpf::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    check(ret, || {
+        format!(
+            "bpf_prog_test_run_opts(fd {}, {} bytes in, {} bytes out)",
+            prog.as_raw_fd(),
+            frame.len(),
+            out.len()
+        )
+    })?;
+    Ok((opts.retval, (opts.data_size_out as usize).min(out.len())))
+}
+
+/// Runs an XDP program over `repeat` copies of `frame` in live-frames mode
+/// (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18+): frames the program returns with XDP_TX are sent
+/// out of interface `ifindex`, `batch_size` at a time.
+pub(crate) fn prog_run_live_frames(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch_size: u32,
+) -> Result<()> {
+    // The context says where the frames "arrived": XDP_TX sends them back out of that device.
+    // The kernel wants data_end equal to the frame's length and no metadata.
+    let mut ctx = bpf::xdp_md {
+        data: 0,
+        data_end: frame.len() as u32,
+        data_meta: 0,
+        ingress_ifindex: ifindex,
+        rx_queue_index: 0,
+        egress_ifindex: 0,
+    };
+    let mut opts = bpf::bpf_test_run_opts {
+        sz: size_of::<bpf::bpf_test_run_opts>() as _,
+        data_in: frame.as_ptr().cast(),
+        data_size_in: frame.len() as u32,
+        ctx_in: (&raw mut ctx).cast(),
+        ctx_size_in: size_of::<bpf::xdp_md>() as u32,
+        repeat: repeat as i32,
+        flags: bpf::BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size,
+        ..Default::default()
+    };
+    // SAFETY: `opts` is a valid bpf_test_run_opts of the size it states; `data_in` and `ctx_in`
+    // point at `frame` and `ctx`, which live across the call and which the kernel only reads, for
+    // the sizes given; live-frames mode takes no output buffers and none are given.
+    let ret = unsafe { bpf::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    check(ret, || {
+        format!(
+            "bpf_prog_test_run_opts(fd {}, {} bytes, ifindex {ifindex}, repeat {repeat}, batch {batch_size}, \
+             BPF_F_TEST_XDP_LIVE_FRAMES)",
+            prog.as_raw_fd(),
+            frame.len()
+        )
+    })
+    .map_err(|e| match e.errno {
+        libc::EINVAL => e.with_hint(
+            "live-frames mode needs Linux 5.18 or newer, a frame of at least 14 bytes and an \
+             existing interface",
+        ),
+        _ => e,
+    })?;
+    Ok(())
 }
 
 // --- maps ---------------------------------------------------------------------------------------
