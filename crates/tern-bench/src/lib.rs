@@ -7,8 +7,10 @@
 //!   discard);
 //! * [`connect`]: legitimate clients, open loop ([`sched`]), latencies in HdrHistograms
 //!   ([`hist`]), failures by reason;
-//! * [`flood`]: SYN / ACK floods through AF_XDP from prebuilt templates with incremental
-//!   checksums ([`frames`]);
+//! * [`churn`]: connection churn from an AF_XDP client (handshake, echo, close) for
+//!   connections per second, where kernel-socket clients would run out of CPU first;
+//! * [`flood`]: SYN / ACK floods through AF_XDP or built in the kernel in live-frames mode, from
+//!   prebuilt templates with incremental checksums ([`frames`]);
 //! * [`reflect`]: the raw AF_XDP reflect path on the server side, the ceiling to compare ternd
 //!   with;
 //! * [`scenario`]: `tern-bench run`, which puts the others together in a lab, with the
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod churn;
 pub mod compare;
 pub mod connect;
 pub mod cpu;

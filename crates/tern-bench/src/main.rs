@@ -5,6 +5,7 @@
 //! tern-bench connect --target ADDR:PORT --rate R [--duration D] [--count N] [--request echo|http]
 //! tern-bench flood   -i IF --dst ADDR:PORT [--shape syn|linux-syn|ack] [--rate PPS] [--duration D]
 //!                    [--tx af-xdp|live-frames]
+//! tern-bench churn   -i IF --dst ADDR:PORT --rate CPS [--duration D] [--size B]   (AF_XDP client)
 //! tern-bench reflect -i IF [--queues 0,1] [--duration D] [--synack]
 //! tern-bench run     SCENARIO [--server kernel|ternd] ...     (lab orchestration)
 //! tern-bench report  DIR|scenario.json... [--plots DIR] [--markdown FILE] [--splice DOC]
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use tern_bench::churn::{self, ChurnConfig};
 use tern_bench::compare;
 use tern_bench::connect::{self, ConnectConfig, RequestKind};
 use tern_bench::flood::{self, FloodConfig, TxPath};
@@ -56,6 +58,8 @@ enum Command {
     Flood(FloodArgs),
     /// Raw AF_XDP reflect on the server side: the I/O ceiling to compare ternd with.
     Reflect(ReflectArgs),
+    /// Connection churn from an AF_XDP client: connect, echo, close, open loop.
+    Churn(ChurnArgs),
     /// A whole measurement in a lab of its own: server, flood steps, legitimate load, report.
     Run(RunArgs),
     /// Combine scenario.json files: medians per system and rate, one table, goal ratios, plots.
@@ -318,6 +322,56 @@ struct FloodArgs {
 }
 
 #[derive(clap::Args)]
+struct ChurnArgs {
+    /// The client's interface (veth-cli in the lab).
+    #[arg(long, short = 'i')]
+    interface: String,
+    /// The server (an echo server: ternd's echo app, `tern-bench serve --mode echo`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    dst: SocketAddr,
+    /// The server's MAC (default: resolved through the kernel's neighbour table).
+    #[arg(long, value_name = "MAC")]
+    dst_mac: Option<String>,
+    /// Source prefix (default 198.18.160.0/19, or 2001:2:0:a000::/115); the server must route
+    /// it back through this interface.
+    #[arg(long, value_name = "CIDR")]
+    src: Option<Cidr>,
+    /// Source ports per address, from 40000.
+    #[arg(long, default_value_t = 64)]
+    ports: u16,
+    /// Connection attempts per second.
+    #[arg(long, short = 'r')]
+    rate: f64,
+    /// Schedule length.
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, default_value = "5s")]
+    duration: Duration,
+    /// Stop after this many attempts.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// Most connections open at once.
+    #[arg(long, default_value_t = 10000)]
+    concurrency: usize,
+    /// A connection not done within this fails (no retransmission).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    timeout: Duration,
+    /// Request (echo) size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Pin to this core.
+    #[arg(long)]
+    core: Option<usize>,
+    /// AF_XDP zero-copy.
+    #[arg(long, value_enum, default_value_t = ZeroCopyArg::Auto)]
+    zero_copy: ZeroCopyArg,
+    /// Seed for initial sequence numbers.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct ReflectArgs {
     /// Interface (the server end: veth-srv in the lab).
     #[arg(long, short = 'i')]
@@ -418,6 +472,27 @@ fn run(cli: Cli) -> Result<()> {
                 json: a.json,
             };
             let report = flood::run(&config, &stop)?;
+            println!("{report}");
+        }
+        Command::Churn(a) => {
+            let config = ChurnConfig {
+                interface: a.interface,
+                dst: a.dst,
+                dst_mac: a.dst_mac.as_deref().map(net::parse_mac).transpose()?,
+                src: a.src,
+                ports: a.ports,
+                rate: a.rate,
+                duration: bounded(a.duration)?,
+                count: a.count,
+                concurrency: a.concurrency,
+                timeout: bounded(a.timeout)?,
+                size: a.size,
+                core: a.core,
+                zero_copy: a.zero_copy.into(),
+                seed: a.seed,
+                json: a.json,
+            };
+            let report = churn::run(&config, &stop)?;
             println!("{report}");
         }
         Command::Reflect(a) => {

@@ -13,6 +13,13 @@
 //! the lab down, also on errors. Every child process is bounded by its own `--duration` and
 //! waited for with a timeout.
 //!
+//! `churn`: the same lab, placement and server, but each step runs `tern-bench churn` (an
+//! AF_XDP client: connect, echo `--size` bytes, close) at the step's rate in connections per
+//! second, with no flood. The client attaches its own steering program to `veth-cli` (so no
+//! pass program there), whose NAPI thread is pinned to the generator's core each step. A step
+//! records the connections completed, the server's CPU time, and so connections per server
+//! CPU-second.
+//!
 //! # Placement: the same for both servers
 //!
 //! * Every server gets an XDP program on `veth-srv`: ternd its own, the kernel tern_steer with no
@@ -44,6 +51,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use crate::churn::ChurnReport;
 use crate::connect::ConnectReport;
 use crate::cpu::{self, CpuSample, NapiLock, ServerCpu, Task};
 use crate::flood::FloodReport;
@@ -59,6 +67,9 @@ use crate::report::{markdown_table, write_json};
 pub enum Scenario {
     /// SYN flood at increasing rates with legitimate clients alongside.
     SynFlood,
+    /// Connection churn at increasing rates (`tern-bench churn`: connect, echo, close), for
+    /// connections per second per server core.
+    Churn,
 }
 
 /// The server under test.
@@ -171,6 +182,39 @@ impl Step {
     }
 }
 
+/// One step of the churn scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChurnStep {
+    /// Scheduled connections per second.
+    pub rate: f64,
+    /// The client's report.
+    pub churn: ChurnReport,
+    /// Seconds between the two samples of counters and CPU times (the client's active run).
+    pub elapsed_s: f64,
+    /// The server's CPU time over the step.
+    pub cpu: Option<ServerCpu>,
+    /// `veth-srv`'s counters over the step.
+    pub server_if: Option<IfCounters>,
+    /// Server counter increments over the step.
+    pub server_counters: BTreeMap<String, u64>,
+    /// `veth-cli`'s NAPI threads during the step (pinned to the generator's core).
+    pub client_napi: Vec<Task>,
+}
+
+impl ChurnStep {
+    /// Connections completed per second of the server's CPU time.
+    pub fn per_cpu_second(&self) -> Option<f64> {
+        self.cpu
+            .as_ref()?
+            .per_cpu_second(self.churn.successes as f64)
+    }
+
+    /// Fraction of attempts that completed.
+    pub fn success_ratio(&self) -> f64 {
+        self.churn.successes as f64 / self.churn.attempts.max(1) as f64
+    }
+}
+
 /// Where things ran: cores, and the NAPI kernel threads that were pinned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Placement {
@@ -203,8 +247,11 @@ pub struct ScenarioReport {
     /// Cores and pinned kernel threads.
     #[serde(default)]
     pub placement: Placement,
-    /// The steps.
+    /// The steps (`syn-flood`).
     pub steps: Vec<Step>,
+    /// The steps (`churn`).
+    #[serde(default)]
+    pub churn_steps: Vec<ChurnStep>,
 }
 
 impl ScenarioReport {
@@ -294,6 +341,8 @@ impl Drop for LabGuard {
 struct Proc {
     name: String,
     child: Child,
+    /// Its stdout lines, once [`wait_line`](Self::wait_line) has started reading them.
+    lines: Option<mpsc::Receiver<String>>,
 }
 
 impl Proc {
@@ -306,21 +355,26 @@ impl Proc {
         Ok(Proc {
             name: name.to_owned(),
             child,
+            lines: None,
         })
     }
 
     /// Waits (at most `timeout`) for a stdout line starting with `prefix`; the rest of the
     /// output is passed through to ours.
     fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Result<()> {
-        let stdout = self.child.stdout.take().context("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("  [{name}] {line}");
-                let _ = tx.send(line);
-            }
-        });
+        if self.lines.is_none() {
+            let stdout = self.child.stdout.take().context("no stdout")?;
+            let (tx, rx) = mpsc::channel();
+            let name = self.name.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    println!("  [{name}] {line}");
+                    let _ = tx.send(line);
+                }
+            });
+            self.lines = Some(rx);
+        }
+        let rx = self.lines.as_ref().context("no stdout")?;
         let deadline = Instant::now() + timeout;
         loop {
             if interrupted() {
@@ -469,11 +523,14 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     // The client side: veth-cli's receive work (the server's replies) in its own NAPI thread,
     // on the generator's core.
     let mut cli_pass = None;
-    if config.pass_programs {
+    if config.pass_programs || config.scenario == Scenario::Churn {
         threaded_napi(&lab, false)?;
         if config.client_napi_defer_us > 0 {
             defer_napi(&lab, false, config.client_napi_defer_us)?;
         }
+    }
+    // The churn client attaches its own program to veth-cli, step by step.
+    if config.pass_programs && config.scenario == Scenario::SynFlood {
         let _lock = NapiLock::take(LOCK_WAIT)?;
         let before = cpu::napi_threads("veth-cli");
         let mut p = Proc::spawn("xdp-pass veth-cli", pass_cmd(&lab, &exe, false, &total_arg))?;
@@ -522,7 +579,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     // 1. The raw reflect baseline.
     let mut reflect = None;
     let mut reflect_cpu = None;
-    if config.reflect {
+    if config.reflect && config.scenario == Scenario::SynFlood {
         println!("run: raw AF_XDP reflect baseline, flat-out flood for {step_arg}");
         let rjson = config.out.join("reflect.json");
         let fjson = config.out.join("reflect-flood.json");
@@ -618,9 +675,27 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
 
     // 3. The steps.
     let mut steps = Vec::new();
+    let mut churn_steps = Vec::new();
     for (i, &rate) in config.rates.iter().enumerate() {
         if interrupted() {
             bail!("interrupted");
+        }
+        if config.scenario == Scenario::Churn {
+            let rate = rate.filter(|r| *r > 0.0).context(
+                "churn rates are connections per second: positive numbers, not `max` or 0",
+            )?;
+            let ctx = StepContext {
+                lab: &lab,
+                exe: &exe,
+                config,
+                server: &server,
+                server_napi: &placement.server_napi,
+                charged_cores: &charged_cores,
+                dst,
+                dst_mac: &dst_mac,
+            };
+            churn_steps.push(churn_step(&ctx, i, rate)?);
+            continue;
         }
         println!(
             "run: step {} of {}: flood {} pps with {} legitimate connections/s for {step_arg}",
@@ -735,6 +810,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         reflect_cpu,
         placement,
         steps,
+        churn_steps,
     };
     write_json(&config.out.join("scenario.json"), &report)?;
     let table = markdown(&report);
@@ -743,6 +819,106 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     println!("\n{table}");
     drop(lab);
     Ok(report)
+}
+
+/// What a churn step needs from the run.
+struct StepContext<'a> {
+    lab: &'a LabGuard,
+    exe: &'a Path,
+    config: &'a ScenarioConfig,
+    server: &'a Proc,
+    server_napi: &'a [Task],
+    charged_cores: &'a [usize],
+    dst: SocketAddr,
+    dst_mac: &'a str,
+}
+
+/// One churn step: `tern-bench churn` at `rate` from the client namespace, with its new
+/// veth-cli NAPI thread pinned to the generator's core, the server's CPU and counters sampled
+/// over the client's active run.
+fn churn_step(ctx: &StepContext<'_>, i: usize, rate: f64) -> Result<ChurnStep> {
+    let config = ctx.config;
+    let step_arg = format!("{}s", config.step.as_secs_f64());
+    let grace = Duration::from_secs(15);
+    println!(
+        "run: step {} of {}: churn at {rate} connections/s for {step_arg}",
+        i + 1,
+        config.rates.len()
+    );
+    let json = config.out.join(format!("step{i}-churn.json"));
+    let counters_before = server_counters(ctx.lab, config)?;
+    let lock = NapiLock::take(LOCK_WAIT)?;
+    let before = cpu::napi_threads("veth-cli");
+    let mut c = ctx.lab.exec(false, ctx.exe);
+    c.args(["churn", "--interface", "veth-cli", "--dst"])
+        .arg(ctx.dst.to_string())
+        .args(["--dst-mac", ctx.dst_mac, "--rate"])
+        .arg(rate.to_string())
+        .args(["--duration", &step_arg, "--core"])
+        .arg(config.flood_core.to_string())
+        .arg("--json")
+        .arg(&json);
+    let mut churn = Proc::spawn("churn", c)?;
+    churn.wait_line("churn: attached", Duration::from_secs(15))?;
+    let client_napi = pin_new_napi("veth-cli", &before, config, config.flood_core)?;
+    for t in &client_napi {
+        // As in syn-flood: the client's receive path must not lose the server's segments to
+        // the client it shares a core with.
+        ctx.lab
+            .read(false, &["chrt", "--fifo", "--pid", "1", &t.pid.to_string()])
+            .with_context(|| format!("making {} SCHED_FIFO", t.name))?;
+    }
+    drop(lock);
+    churn.wait_line("churn: sending", Duration::from_secs(10))?;
+    let if0 = iface_counters(ctx.lab)?;
+    let cpu0 = CpuSample::take(Some(ctx.server.pid()), ctx.server_napi)?;
+    let t0 = Instant::now();
+    let bar = ProgressBar::start(
+        format!(
+            "{}, churn {rate}/s",
+            system_label(config.server, config.syncookies)
+        ),
+        i + 1,
+        config.rates.len(),
+        config.step,
+    );
+    churn.wait(config.step + grace)?;
+    drop(bar);
+    let cpu1 = CpuSample::take(Some(ctx.server.pid()), ctx.server_napi)?;
+    let if1 = iface_counters(ctx.lab)?;
+    let elapsed_s = t0.elapsed().as_secs_f64();
+    if config.server == ServerKind::Ternd {
+        std::thread::sleep(Duration::from_millis(1200)); // its snapshot, once a second
+    }
+    let counters_after = server_counters(ctx.lab, config)?;
+    let step = ChurnStep {
+        rate,
+        churn: read_json(&json)?,
+        elapsed_s,
+        cpu: Some(cpu1.since(&cpu0, ctx.charged_cores, elapsed_s)),
+        server_if: Some(if1.since(&if0)),
+        server_counters: counters_after
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.saturating_sub(*counters_before.get(k).unwrap_or(&0)),
+                )
+            })
+            .filter(|(_, v)| *v > 0)
+            .collect(),
+        client_napi,
+    };
+    println!(
+        "run: step {}: {} of {} connections, {:.0}/s, server CPU {:.2} s of {:.2} s",
+        i + 1,
+        step.churn.successes,
+        step.churn.attempts,
+        step.churn.success_rate,
+        step.cpu.as_ref().map_or(0.0, |c| c.total_s),
+        elapsed_s
+    );
+    Ok(step)
 }
 
 /// The cores the server's threads run on: the kernel server's `--cores`, or ternd's queue i
@@ -955,18 +1131,32 @@ pub fn parse_proc_net(text: &str, out: &mut BTreeMap<String, u64>) {
 /// The report as a markdown table.
 pub fn markdown(r: &ScenarioReport) -> String {
     let c = &r.config;
-    let mut s = format!(
-        "### {:?}: {:?} server, syncookies {}, {:?} {}, {} queue(s), {}s steps, {} legitimate \
-         connections/s\n\n",
-        c.scenario,
-        c.server,
-        c.syncookies,
-        c.shape,
-        if c.ipv6 { "IPv6" } else { "IPv4" },
-        c.queues,
-        c.step.as_secs_f64(),
-        c.legit_rate
-    );
+    let mut s = if c.scenario == Scenario::Churn {
+        let size = r.churn_steps.first().map_or(0, |st| st.churn.size);
+        format!(
+            "### {:?}: {:?} server, syncookies {}, {}, {} queue(s), {}s steps, connect + {size} B \
+             echo + close per connection\n\n",
+            c.scenario,
+            c.server,
+            c.syncookies,
+            if c.ipv6 { "IPv6" } else { "IPv4" },
+            c.queues,
+            c.step.as_secs_f64(),
+        )
+    } else {
+        format!(
+            "### {:?}: {:?} server, syncookies {}, {:?} {}, {} queue(s), {}s steps, {} \
+             legitimate connections/s\n\n",
+            c.scenario,
+            c.server,
+            c.syncookies,
+            c.shape,
+            if c.ipv6 { "IPv6" } else { "IPv4" },
+            c.queues,
+            c.step.as_secs_f64(),
+            c.legit_rate
+        )
+    };
     if let Some((reflect, flood)) = &r.reflect {
         s.push_str(&format!(
             "Raw AF_XDP reflect ({}): {:.0} pps reflected, flood offered {:.0} pps",
@@ -1041,6 +1231,11 @@ pub fn markdown(r: &ScenarioReport) -> String {
             ]
         })
         .collect();
+    if r.steps.is_empty() {
+        // churn: no flood steps.
+        s.push_str(&churn_table(&r.churn_steps));
+        return s;
+    }
     s.push_str(&markdown_table(
         &[
             "flood pps asked",
@@ -1058,4 +1253,50 @@ pub fn markdown(r: &ScenarioReport) -> String {
         &rows,
     ));
     s
+}
+
+/// The churn steps as a markdown table.
+fn churn_table(steps: &[ChurnStep]) -> String {
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|st| {
+            let ch = &st.churn;
+            vec![
+                format!("{:.0}", st.rate),
+                format!("{:.0}", ch.success_rate),
+                format!(
+                    "{}/{} ({:.1} %)",
+                    ch.successes,
+                    ch.attempts,
+                    100.0 * st.success_ratio()
+                ),
+                st.cpu
+                    .as_ref()
+                    .map_or("-".into(), |c| format!("{:.0} %", 100.0 * c.utilisation())),
+                st.per_cpu_second()
+                    .map_or("-".into(), |v| format!("{v:.0}")),
+                format!("{:.0}", ch.connect_latency.p50_us),
+                format!("{:.0}", ch.connect_latency.p99_us),
+                format!("{:.0}", ch.total_latency.p99_us),
+                format!(
+                    "{}/{}/{}/{}",
+                    ch.failures.timeout, ch.failures.refused, ch.failures.reset, ch.failures.capped
+                ),
+            ]
+        })
+        .collect();
+    markdown_table(
+        &[
+            "connections/s asked",
+            "done/s",
+            "done",
+            "server CPU",
+            "connections per CPU-s",
+            "connect p50 µs",
+            "p99 µs",
+            "whole p99 µs",
+            "timeout/refused/reset/capped",
+        ],
+        &rows,
+    )
 }

@@ -240,6 +240,7 @@ fn scenario_table_has_a_row_per_step() {
         reflect_cpu: None,
         placement: Default::default(),
         steps: vec![step(Some(0.0)), step(None)],
+        churn_steps: vec![],
     };
     let md = markdown(&report);
     let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
@@ -253,4 +254,107 @@ fn scenario_table_has_a_row_per_step() {
     assert_eq!(report.steps[0].per_cpu_second(), Some(2000.0));
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"syn-flood\""), "{json}");
+}
+
+/// The churn scenario's table: completed connections per second, and per CPU-second of the
+/// server, from the client's report and the server's CPU time.
+#[test]
+fn churn_markdown_counts_connections_per_cpu_second() {
+    use tern_bench::churn::ChurnReport;
+    use tern_bench::connect::Failures;
+    use tern_bench::cpu::ServerCpu;
+    use tern_bench::frames::Shape;
+    use tern_bench::scenario::{
+        markdown, ChurnStep, Scenario, ScenarioConfig, ScenarioReport, ServerKind,
+    };
+
+    let mut connect = Latency::new();
+    for us in [50, 60, 70, 2000] {
+        connect.record(Duration::from_micros(us));
+    }
+    let churn = |rate: f64, done: u64| ChurnReport {
+        interface: "veth-cli".into(),
+        bind_mode: "copy".into(),
+        dst: "198.18.0.1:8080".parse().unwrap(),
+        src: "198.18.160.0/19".into(),
+        tuples: 524288,
+        rate,
+        size: 64,
+        duration_s: 3.0,
+        concurrency: 10000,
+        timeout_s: 2.0,
+        attempts: (rate * 3.0) as u64,
+        successes: done,
+        failures: Failures {
+            timeout: (rate * 3.0) as u64 - done,
+            ..Failures::default()
+        },
+        success_rate: done as f64 / 3.0,
+        elapsed_s: 3.0,
+        connect_latency: connect.summary(),
+        total_latency: connect.summary(),
+        rx_frames: 0,
+        tx_frames: 0,
+        stray: 0,
+        tx_starved: 0,
+        xsk_rx_lost: 0,
+        interface_delta: None,
+    };
+    let step = |rate: f64, done: u64, cpu_s: f64| ChurnStep {
+        rate,
+        churn: churn(rate, done),
+        elapsed_s: 4.0,
+        cpu: Some(ServerCpu {
+            elapsed_s: 4.0,
+            total_s: cpu_s,
+            ..ServerCpu::default()
+        }),
+        server_if: None,
+        server_counters: BTreeMap::new(),
+        client_napi: vec![],
+    };
+    let report = ScenarioReport {
+        config: ScenarioConfig {
+            scenario: Scenario::Churn,
+            server: ServerKind::Ternd,
+            syncookies: 1,
+            rates: vec![Some(1000.0), Some(4000.0)],
+            step: Duration::from_secs(3),
+            legit_rate: 0.0,
+            shape: Shape::LinuxSyn,
+            ipv6: false,
+            queues: 1,
+            flood_core: 1,
+            server_core: 0,
+            napi_core: 0,
+            pass_programs: true,
+            client_napi_defer_us: 50,
+            reflect: false,
+            out: "out".into(),
+            ternd: "ternd".into(),
+            lab_script: "lab.sh".into(),
+            prefix: "x-".into(),
+        },
+        reflect: None,
+        reflect_cpu: None,
+        placement: Default::default(),
+        steps: vec![],
+        churn_steps: vec![step(1000.0, 3000, 0.5), step(4000.0, 11000, 2.0)],
+    };
+    assert_eq!(report.churn_steps[0].per_cpu_second(), Some(6000.0));
+    assert_eq!(report.churn_steps[1].per_cpu_second(), Some(5500.0));
+    let md = markdown(&report);
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 4, "{md}");
+    assert!(md.contains("64 B echo"), "{md}");
+    assert!(table[2].starts_with("| 1000 "), "{md}");
+    assert!(table[2].contains("| 3000/3000 (100.0 %)"), "{md}");
+    assert!(table[2].contains("| 6000 "), "{md}");
+    assert!(table[3].contains("| 11000/12000 (91.7 %)"), "{md}");
+    assert!(table[3].contains("| 50 % "), "{md}"); // 2 CPU seconds in 4 s
+    assert!(table[3].contains("| 1000/0/0/0 "), "{md}");
+    let json = serde_json::to_string(&report).unwrap();
+    let back: ScenarioReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.churn_steps.len(), 2);
+    assert!(json.contains("\"churn\""), "{json}");
 }
