@@ -5,7 +5,8 @@
 //! the combined markdown table (one row per rate per system), [`goals`] the ratios the benchmark
 //! issue names, and [`plot_all`] the SVG plots (answered vs offered SYNs, legitimate p99 connect
 //! latency vs offered flood, answers per server CPU second vs offered flood), one line per
-//! system. [`splice`] puts a generated section between the `<!-- bench:begin -->` and
+//! system. [`churn_aggregate`], [`churn_table`] and [`churn_goal`] do the same for the churn
+//! scenario (connections per second). [`splice`] puts a generated section between the `<!-- bench:begin -->` and
 //! `<!-- bench:end -->` markers of a document.
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 
 use crate::report::markdown_table;
-use crate::scenario::{ScenarioReport, ServerKind, Step};
+use crate::scenario::{ChurnStep, ScenarioReport, ServerKind, Step};
 
 /// The marker that opens the generated block of a document.
 pub const BEGIN: &str = "<!-- bench:begin -->";
@@ -441,6 +442,167 @@ pub fn goals_markdown(g: &Goals) -> String {
         ),
     }
     s
+}
+
+/// One system at one asked churn rate: medians over the repetitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChurnRow {
+    /// `ternd`, `kernel sc=1`, ...
+    pub system: String,
+    /// Asked connections per second.
+    pub rate: u64,
+    /// Repetitions behind the medians.
+    pub runs: usize,
+    /// Completed connections per second of schedule.
+    pub done_per_s: f64,
+    /// Completed over attempted, all repetitions together, in percent.
+    pub ok_pct: f64,
+    /// The server core's busy share (1.0 = one core).
+    pub busy: Option<f64>,
+    /// Completed connections per busy CPU-second of the server's core.
+    pub per_cpu_s: Option<f64>,
+    /// Median connect latency (SYN to SYN-ACK), µs.
+    pub p50_us: f64,
+    /// p99 connect latency, µs.
+    pub p99_us: f64,
+}
+
+/// Groups the churn steps of `reports` by system and asked rate; medians over the repetitions.
+pub fn churn_aggregate(reports: &[ScenarioReport]) -> Vec<ChurnRow> {
+    let mut groups: BTreeMap<((u8, String), u64), Vec<&ChurnStep>> = BTreeMap::new();
+    for r in reports {
+        for st in &r.churn_steps {
+            groups
+                .entry((system_rank(&r.system()), st.rate.round() as u64))
+                .or_default()
+                .push(st);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(((_, system), rate), steps)| {
+            let m = |f: &dyn Fn(&ChurnStep) -> f64| {
+                median(&steps.iter().map(|s| f(s)).collect::<Vec<_>>()).unwrap_or(0.0)
+            };
+            let busy: Vec<f64> = steps.iter().filter_map(|s| s.utilisation()).collect();
+            let per: Vec<f64> = steps.iter().filter_map(|s| s.per_cpu_second()).collect();
+            let done: u64 = steps.iter().map(|s| s.churn.successes).sum();
+            let attempts: u64 = steps.iter().map(|s| s.churn.attempts).sum();
+            ChurnRow {
+                system,
+                rate,
+                runs: steps.len(),
+                done_per_s: m(&|s| s.churn.success_rate),
+                ok_pct: 100.0 * done as f64 / attempts.max(1) as f64,
+                busy: median(&busy),
+                per_cpu_s: median(&per),
+                p50_us: m(&|s| s.churn.connect_latency.p50_us),
+                p99_us: m(&|s| s.churn.connect_latency.p99_us),
+            }
+        })
+        .collect()
+}
+
+/// The churn rows as one markdown table.
+pub fn churn_table(rows: &[ChurnRow]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.system.clone(),
+                thousands(r.rate as f64),
+                r.runs.to_string(),
+                thousands(r.done_per_s),
+                format!("{:.1} %", r.ok_pct),
+                r.busy.map_or("-".into(), |b| format!("{:.0} %", 100.0 * b)),
+                r.per_cpu_s.map_or("-".into(), thousands),
+                latency(r.p50_us),
+                latency(r.p99_us),
+            ]
+        })
+        .collect();
+    markdown_table(
+        &[
+            "system",
+            "connections/s asked",
+            "runs",
+            "done/s",
+            "done",
+            "server core busy",
+            "connections per busy CPU-s",
+            "connect p50",
+            "p99",
+        ],
+        &body,
+    )
+}
+
+/// Completion (in percent) from which a churn step counts as the server keeping up.
+pub const CHURN_CLEAN_PCT: f64 = 99.0;
+
+/// The connections-per-core goal from churn rows, as a markdown bullet: ternd's connections
+/// per busy CPU-second over `kernel`'s at every rate where both completed at least
+/// [`CHURN_CLEAN_PCT`], and each one's highest such rate. `None` without both systems.
+pub fn churn_goal(rows: &[ChurnRow], kernel: &str) -> Option<String> {
+    let clean = |r: &&ChurnRow| r.ok_pct >= CHURN_CLEAN_PCT;
+    let best = |system: &str| {
+        rows.iter()
+            .filter(|r| r.system == system)
+            .filter(clean)
+            .max_by_key(|r| r.rate)
+    };
+    let (t, k) = (best("ternd")?, best(kernel)?);
+    let mut ratios = Vec::new();
+    for tr in rows.iter().filter(|r| r.system == "ternd").filter(clean) {
+        let Some(kr) = rows
+            .iter()
+            .find(|r| r.system == kernel && r.rate == tr.rate)
+            .filter(clean)
+        else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (tr.per_cpu_s, kr.per_cpu_s) {
+            if b > 0.0 {
+                ratios.push((tr.rate, a / b));
+            }
+        }
+    }
+    let at_best = |r: &ChurnRow| {
+        format!(
+            "{} connections/s at {} of a core ({} per busy CPU-s)",
+            thousands(r.done_per_s),
+            r.busy.map_or("-".into(), |b| format!("{:.0} %", 100.0 * b)),
+            r.per_cpu_s.map_or("-".into(), thousands)
+        )
+    };
+    let mut s = format!(
+        "- connections per second per server core (connect, echo, close; churn): highest rate with ≥ {CHURN_CLEAN_PCT:.0} % done: ternd {}, {kernel} {}",
+        at_best(t),
+        at_best(k)
+    );
+    if !ratios.is_empty() {
+        let parts: Vec<String> = ratios
+            .iter()
+            .map(|(r, x)| format!("{} {x:.2}×", thousands(*r as f64)))
+            .collect();
+        s.push_str(&format!(
+            "; ternd's connections per busy CPU-s over the kernel's at the rates both kept up with: {}",
+            parts.join(", ")
+        ));
+        let worst = ratios.iter().map(|(_, x)| *x).fold(f64::INFINITY, f64::min);
+        let best_ratio = ratios.last().map_or(0.0, |(_, x)| *x);
+        s.push_str(if best_ratio >= 2.0 {
+            if worst >= 2.0 {
+                "; goal ≥ 2×: met at every rate"
+            } else {
+                "; goal ≥ 2×: met at the highest common rate, not below it"
+            }
+        } else {
+            "; goal ≥ 2×: **missed**"
+        });
+    }
+    s.push('\n');
+    Some(s)
 }
 
 /// The plots [`plot_all`] writes, by file name.

@@ -592,10 +592,28 @@ fn report(a: ReportArgs) -> Result<()> {
         );
         section.push_str("\n\n");
     }
-    section.push_str(&compare::table(&rows));
-    section.push_str("\nGoals (from the benchmark issue):\n\n");
-    section.push_str(&compare::goals_markdown(&goals));
-    if let Some(dir) = &a.plots {
+    // The tables and goals: printed, and the middle of the generated section.
+    let churn_rows = compare::churn_aggregate(&reports);
+    let mut body = String::new();
+    if !rows.is_empty() {
+        body.push_str(&compare::table(&rows));
+    }
+    body.push_str("\nGoals (from the benchmark issue):\n\n");
+    if !rows.is_empty() {
+        body.push_str(&compare::goals_markdown(&goals));
+    }
+    if let Some(line) = compare::churn_goal(&churn_rows, "kernel sc=1") {
+        body.push_str(&line);
+    }
+    if !churn_rows.is_empty() {
+        body.push_str(
+            "\nConnection churn (`tern-bench run churn`, medians; the server core's busy time \
+             counts everything that ran on it):\n\n",
+        );
+        body.push_str(&compare::churn_table(&churn_rows));
+    }
+    section.push_str(&body);
+    if let Some(dir) = a.plots.as_ref().filter(|_| !rows.is_empty()) {
         let paths = compare::plot_all(&rows, dir)?;
         let link = a
             .plots_link
@@ -623,13 +641,14 @@ fn report(a: ReportArgs) -> Result<()> {
         );
         section.push('\n');
     }
-    println!(
-        "report: {} run(s) of {:?}\n",
-        reports.len(),
-        compare::systems(&rows)
-    );
-    println!("{}", compare::table(&rows));
-    println!("{}", compare::goals_markdown(&goals));
+    let mut systems = compare::systems(&rows);
+    for r in &churn_rows {
+        if !systems.contains(&r.system) {
+            systems.push(r.system.clone());
+        }
+    }
+    println!("report: {} run(s) of {systems:?}\n", reports.len());
+    println!("{body}");
     if let Some(path) = &a.markdown {
         std::fs::write(path, &section).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -202,11 +202,20 @@ pub struct ChurnStep {
 }
 
 impl ChurnStep {
-    /// Connections completed per second of the server's CPU time.
+    /// Connections completed per busy second of the server's core(s): everything that ran
+    /// there, not only the server's threads and NAPI (`ServerCpu::core_busy_s`). Nothing else is
+    /// placed on those cores, and a connection's cost does not all show in the server's own
+    /// threads: the kernel frees sockets and runs TCP timers from other kernel threads, which
+    /// took about a quarter of its time on the server core in the lab.
     pub fn per_cpu_second(&self) -> Option<f64> {
-        self.cpu
-            .as_ref()?
-            .per_cpu_second(self.churn.successes as f64)
+        let cpu = self.cpu.as_ref()?;
+        (cpu.core_busy_s > 0.0).then(|| self.churn.successes as f64 / cpu.core_busy_s)
+    }
+
+    /// The server cores' busy share over the step (1.0 = one core).
+    pub fn utilisation(&self) -> Option<f64> {
+        let cpu = self.cpu.as_ref()?;
+        (cpu.elapsed_s > 0.0).then(|| cpu.core_busy_s / cpu.elapsed_s)
     }
 
     /// Fraction of attempts that completed.
@@ -502,7 +511,12 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
          core {}, flood, clients and veth-cli NAPI on core {}",
         config.prefix, config.queues, config.napi_core, config.flood_core
     );
-    let lab = LabGuard::up(&config.lab_script, &config.prefix, config.queues)?;
+    // lab.sh turns GRO on and off on veth-srv (to set threaded NAPI), which creates NAPI
+    // threads: not while another run looks for its new ones.
+    let lab = {
+        let _lock = NapiLock::take(LOCK_WAIT)?;
+        LabGuard::up(&config.lab_script, &config.prefix, config.queues)?
+    };
     let dst: SocketAddr = if config.ipv6 {
         "[2001:2::1]:8080".parse()?
     } else {
@@ -524,7 +538,11 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     // on the generator's core.
     let mut cli_pass = None;
     if config.pass_programs || config.scenario == Scenario::Churn {
+        // Toggling GRO creates and removes NAPI threads: not while another run looks for its
+        // new ones.
+        let lock = NapiLock::take(LOCK_WAIT)?;
         threaded_napi(&lab, false)?;
+        drop(lock);
         if config.client_napi_defer_us > 0 {
             defer_napi(&lab, false, config.client_napi_defer_us)?;
         }
@@ -756,10 +774,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         let d = if1.since(&if0);
         let cpu = cpu1.since(&cpu0, &charged_cores, elapsed_s);
         clients.wait(grace)?;
-        // ternd writes its snapshot once a second.
-        if config.server == ServerKind::Ternd {
-            std::thread::sleep(Duration::from_millis(1200));
-        }
+        settle_ternd_stats(config);
         let counters_after = server_counters(&lab, config)?;
         let server_counters = counters_after
             .iter()
@@ -819,6 +834,15 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     println!("\n{table}");
     drop(lab);
     Ok(report)
+}
+
+/// Waits until ternd's stats JSON holds everything up to now: each worker sends a snapshot
+/// every second and the daemon writes the latest ones every second, so a figure can be up to
+/// two seconds old.
+fn settle_ternd_stats(config: &ScenarioConfig) {
+    if config.server == ServerKind::Ternd {
+        std::thread::sleep(Duration::from_millis(2200));
+    }
 }
 
 /// What a churn step needs from the run.
@@ -887,9 +911,7 @@ fn churn_step(ctx: &StepContext<'_>, i: usize, rate: f64) -> Result<ChurnStep> {
     let cpu1 = CpuSample::take(Some(ctx.server.pid()), ctx.server_napi)?;
     let if1 = iface_counters(ctx.lab)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
-    if config.server == ServerKind::Ternd {
-        std::thread::sleep(Duration::from_millis(1200)); // its snapshot, once a second
-    }
+    settle_ternd_stats(config);
     let counters_after = server_counters(ctx.lab, config)?;
     let step = ChurnStep {
         rate,
@@ -1270,9 +1292,8 @@ fn churn_table(steps: &[ChurnStep]) -> String {
                     ch.attempts,
                     100.0 * st.success_ratio()
                 ),
-                st.cpu
-                    .as_ref()
-                    .map_or("-".into(), |c| format!("{:.0} %", 100.0 * c.utilisation())),
+                st.utilisation()
+                    .map_or("-".into(), |u| format!("{:.0} %", 100.0 * u)),
                 st.per_cpu_second()
                     .map_or("-".into(), |v| format!("{v:.0}")),
                 format!("{:.0}", ch.connect_latency.p50_us),
@@ -1290,8 +1311,8 @@ fn churn_table(steps: &[ChurnStep]) -> String {
             "connections/s asked",
             "done/s",
             "done",
-            "server CPU",
-            "connections per CPU-s",
+            "server core busy",
+            "connections per busy CPU-s",
             "connect p50 µs",
             "p99 µs",
             "whole p99 µs",

@@ -230,3 +230,57 @@ fn report_command_writes_plots_table_and_block() {
     let cap: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(cap > 0.0);
 }
+
+/// Churn runs (two real ones from the lab: the kernel and ternd at 5k to 25k connections/s):
+/// medians per system and rate, the goal over the rates where both kept up, and the table.
+#[test]
+fn churn_rows_and_the_connections_per_core_goal() {
+    let ternd = canned("churn-ternd");
+    let kernel = canned("churn-kernel");
+    // A second ternd repetition with every step's busy time doubled: the medians fall between.
+    let mut slow = ternd.clone();
+    for st in &mut slow.churn_steps {
+        if let Some(c) = &mut st.cpu {
+            c.core_busy_s *= 2.0;
+        }
+    }
+    let reports = vec![ternd.clone(), slow, kernel.clone()];
+    let rows = compare::churn_aggregate(&reports);
+    assert_eq!(rows.len(), 10, "{rows:#?}");
+    assert!(rows[..5].iter().all(|r| r.system == "ternd" && r.runs == 2));
+    assert!(rows[5..]
+        .iter()
+        .all(|r| r.system == "kernel sc=1" && r.runs == 1));
+    let rates: Vec<u64> = rows[..5].iter().map(|r| r.rate).collect();
+    assert_eq!(rates, [5000, 10000, 15000, 20000, 25000]);
+    // The median of x and x/2 is 3x/4.
+    let one = ternd.churn_steps[0].per_cpu_second().unwrap();
+    assert!((rows[0].per_cpu_s.unwrap() - 0.75 * one).abs() < 1e-6 * one);
+
+    let goal = compare::churn_goal(&rows, "kernel sc=1").expect("both systems ran");
+    // Only rates where both completed ≥ 99 % are compared.
+    let clean: Vec<&compare::ChurnRow> = rows[5..].iter().filter(|r| r.ok_pct >= 99.0).collect();
+    assert!(clean.len() >= 2 && clean.len() < 5, "{rows:#?}");
+    for k in &clean {
+        let t = rows[..5].iter().find(|r| r.rate == k.rate).unwrap();
+        let ratio = t.per_cpu_s.unwrap() / k.per_cpu_s.unwrap();
+        let label = format!("{},{:03} {ratio:.2}×", k.rate / 1000, k.rate % 1000);
+        assert!(goal.contains(&label), "{label} not in {goal}");
+    }
+    let list = goal
+        .split("kept up with: ")
+        .nth(1)
+        .and_then(|l| l.split("; goal").next())
+        .expect("a list of ratios");
+    for k in rows[5..].iter().filter(|r| r.ok_pct < 99.0) {
+        let label = format!("{},{:03} ", k.rate / 1000, k.rate % 1000);
+        assert!(!list.contains(&label), "{label} in {list}");
+    }
+    assert!(goal.contains("goal ≥ 2×"), "{goal}");
+    let table = compare::churn_table(&rows);
+    assert_eq!(table.lines().count(), 12, "{table}");
+    assert!(table.contains("| kernel sc=1 |"), "{table}");
+
+    // Without the kernel there is nothing to compare.
+    assert!(compare::churn_goal(&rows[..5], "kernel sc=1").is_none());
+}

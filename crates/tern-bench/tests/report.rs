@@ -256,8 +256,8 @@ fn scenario_table_has_a_row_per_step() {
     assert!(json.contains("\"syn-flood\""), "{json}");
 }
 
-/// The churn scenario's table: completed connections per second, and per CPU-second of the
-/// server, from the client's report and the server's CPU time.
+/// The churn scenario's table: completed connections per second, and per busy CPU-second of
+/// the server's core (not only its own threads' time), from the client's report.
 #[test]
 fn churn_markdown_counts_connections_per_cpu_second() {
     use tern_bench::churn::ChurnReport;
@@ -306,7 +306,8 @@ fn churn_markdown_counts_connections_per_cpu_second() {
         elapsed_s: 4.0,
         cpu: Some(ServerCpu {
             elapsed_s: 4.0,
-            total_s: cpu_s,
+            total_s: cpu_s / 2.0,
+            core_busy_s: cpu_s,
             ..ServerCpu::default()
         }),
         server_if: None,

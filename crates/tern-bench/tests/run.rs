@@ -1,6 +1,7 @@
-//! `tern-bench run syn-flood` end to end, at tiny rates and 1 s steps, for the kernel and for
-//! ternd (in parallel, each in a lab of its own), then `tern-bench report` over both: the JSON
-//! must hold consistent figures and the plots must be written.
+//! `tern-bench run syn-flood` and `tern-bench run churn` end to end, at tiny rates and 1 s
+//! steps, for the kernel and for ternd (in parallel, each in a lab of its own), then
+//! `tern-bench report` over both: the JSON must hold consistent figures and the plots and
+//! tables must be written.
 //!
 //! Needs root (network namespaces, XDP, AF_XDP) and the ternd binary, which `cargo test
 //! --workspace` builds beside tern-bench (or set `TERN_BENCH_TERND`); `TERN_SKIP_LAB=1` skips
@@ -38,14 +39,26 @@ fn ternd() -> PathBuf {
 }
 
 fn run(dir: &Path, server: &str, ternd: &Path) -> std::thread::JoinHandle<ScenarioReport> {
+    let args = ["syn-flood", "--rates", "0,2000", "--legit-rate", "50"];
+    run_scenario(dir, server, ternd, &args)
+}
+
+fn run_scenario(
+    dir: &Path,
+    server: &str,
+    ternd: &Path,
+    args: &[&str],
+) -> std::thread::JoinHandle<ScenarioReport> {
     let out = dir.join(server);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let ternd = ternd.to_owned();
     let server = server.to_owned();
     std::thread::spawn(move || {
         let output = Command::new("timeout")
             .args(["--signal=INT", "--kill-after=10", "60", BIN])
-            .args(["run", "syn-flood", "--server", &server])
-            .args(["--rates", "0,2000", "--step", "1s", "--legit-rate", "50"])
+            .arg("run")
+            .args(&args)
+            .args(["--server", &server, "--step", "1s"])
             .arg("--ternd")
             .arg(&ternd)
             .arg("--lab-script")
@@ -153,4 +166,68 @@ fn syn_flood_kernel_and_ternd_then_report() {
             "{name}"
         );
     }
+}
+
+fn check_churn(r: &ScenarioReport) {
+    let who = r.system();
+    assert!(r.steps.is_empty(), "{who}");
+    assert_eq!(r.churn_steps.len(), 2, "{who}");
+    assert_eq!(r.placement.server_napi.len(), 1, "{who}");
+    for (i, st) in r.churn_steps.iter().enumerate() {
+        let ch = &st.churn;
+        assert_eq!(st.client_napi.len(), 1, "{who} step {i}");
+        assert!(st.client_napi[0].name.starts_with("napi/veth-cli-"));
+        assert_eq!(ch.successes + ch.failures.total(), ch.attempts, "{who} {i}");
+        assert_eq!(ch.attempts, st.rate as u64, "{who} step {i}: {ch}");
+        // At a few hundred connections a second every one completes, on either server.
+        assert_eq!(ch.successes, ch.attempts, "{who} step {i}: {ch}");
+        assert_eq!(ch.connect_latency.count, ch.attempts, "{who} step {i}");
+        assert_eq!(ch.total_latency.count, ch.successes, "{who} step {i}");
+        // Each connection is SYN, request, FIN and the last ACK from the client.
+        assert!(ch.tx_frames >= 4 * ch.successes, "{who} step {i}: {ch}");
+        let opens = match r.config.server {
+            ServerKind::Kernel => "TcpPassiveOpens",
+            ServerKind::Ternd => "PassiveOpens",
+        };
+        let opened = st.server_counters.get(opens).copied().unwrap_or(0);
+        assert!(
+            opened >= ch.successes && opened <= ch.successes + 2,
+            "{who} step {i}: the server opened {opened} for {} done",
+            ch.successes
+        );
+        let cpu = st.cpu.as_ref().expect("CPU time measured");
+        assert!(
+            cpu.core_busy_s > 0.0 && cpu.total_s > 0.0,
+            "{who} {i}: {cpu:?}"
+        );
+        assert!(st.per_cpu_second().is_some_and(|v| v > 0.0));
+    }
+}
+
+#[test]
+fn churn_kernel_and_ternd_then_report() {
+    if !lab_available() {
+        return;
+    }
+    let ternd = ternd();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["churn", "--rates", "200,400"];
+    let kernel = run_scenario(dir.path(), "kernel", &ternd, &args);
+    let td = run_scenario(dir.path(), "ternd", &ternd, &args);
+    let (kernel, td) = (kernel.join().unwrap(), td.join().unwrap());
+    check_churn(&kernel);
+    check_churn(&td);
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("connections per second per server core"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| ternd       | 400 "), "{stdout}");
+    assert!(stdout.contains("| kernel sc=1 | 400 "), "{stdout}");
 }
