@@ -12,14 +12,17 @@
 #
 # Knobs (environment): BENCH_REPS (5), BENCH_STEP (3s), BENCH_RATES (0,25000,50000,100000,
 # 200000,max), BENCH_LEGIT_RATE (200), BENCH_BUDGET (480: seconds of measuring after which no
-# new repetition starts), BENCH_DOC (docs/benchmarks.md; "-" = leave the docs alone),
-# BENCH_IMG (docs/img).
+# new repetition starts), BENCH_CHURN_RATES (5000,10000,20000,40000: connections/s),
+# BENCH_CHURN_REPS (3), BENCH_DOC (docs/benchmarks.md; "-" = leave the docs alone),
+# BENCH_IMG (docs/img), GEN_REPS (3, scripts/bench-generators.sh).
 #
 # Every run is `tern-bench run syn-flood` in a lab of its own (bounded, torn down also on
 # failure; see crates/tern-bench/README.md), placed the same way for every server: server
 # threads and veth-srv's NAPI thread on core 0, flood, legitimate clients and veth-cli's NAPI
 # thread on core 1. Phase 1 runs every system at every rate (ternd with the raw AF_XDP reflect
-# baseline first); phase 2 runs ternd at half the capacity phase 1 measured, against no flood.
+# baseline first); phase 2 runs ternd at half the capacity phase 1 measured, against no flood;
+# phase 3 runs `tern-bench run churn` (connections per second) for ternd and the kernel; phase 4
+# is scripts/bench-generators.sh (the flood generator against hping3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench}
@@ -27,11 +30,14 @@ reps=${BENCH_REPS:-5}
 step=${BENCH_STEP:-3s}
 rates=${BENCH_RATES:-0,25000,50000,100000,200000,max}
 legit=${BENCH_LEGIT_RATE:-200}
+churn_rates=${BENCH_CHURN_RATES:-5000,10000,20000,40000}
+churn_reps=${BENCH_CHURN_REPS:-3}
 budget=${BENCH_BUDGET:-480}
 doc=${BENCH_DOC:-docs/benchmarks.md}
 img=${BENCH_IMG:-docs/img}
 [[ "$reps" =~ ^[1-9][0-9]?$ ]] || { echo "bench: BENCH_REPS must be 1..99" >&2; exit 1; }
 [[ "$budget" =~ ^[0-9]+$ ]] || { echo "bench: BENCH_BUDGET must be seconds" >&2; exit 1; }
+[[ "$churn_reps" =~ ^[0-9]$ ]] || { echo "bench: BENCH_CHURN_REPS must be 0..9" >&2; exit 1; }
 
 scripts/bootstrap.sh
 export TERN_BOOTSTRAPPED=1
@@ -95,10 +101,21 @@ measure() {
     else
         echo "== phase 2 skipped: no ternd capacity measured"
     fi
+    echo "== phase 3: connection churn at $churn_rates connections/s, $churn_reps repetition(s)"
+    common=(churn --step "$step" --ternd "$bin/ternd")
+    for ((r = 1; r <= churn_reps; r++)); do
+        if (( r % 2 )); then order=(ternd kernel); else order=(kernel ternd); fi
+        for s in "${order[@]}"; do
+            run "churn-$s-r$r" --server "$s" --rates "$churn_rates"
+        done
+    done
+
+    echo "== phase 4: the flood generator against hping3"
+    scripts/bench-generators.sh "$out" || echo "   FAILED (the generator table is left out)"
     elapsed=$(( $(date +%s) - started ))
     # What the generated block says about the measurement, for BENCH_REPORT_ONLY.
-    printf 'elapsed=%s\nhalf=%s\nreps=%s\nstep=%s\nrates=%s\nlegit=%s\n' \
-        "$elapsed" "$half" "$reps" "$step" "$rates" "$legit" >"$out/meta.env"
+    printf 'elapsed=%s\nhalf=%s\nreps=%s\nstep=%s\nrates=%s\nlegit=%s\nchurn_rates=%s\nchurn_reps=%s\n' \
+        "$elapsed" "$half" "$reps" "$step" "$rates" "$legit" "$churn_rates" "$churn_reps" >"$out/meta.env"
 }
 
 if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
@@ -146,6 +163,14 @@ SO_REUSEPORT) with \`net.ipv4.tcp_syncookies\` 1 or 2; ternd runs with
   and of \`veth-srv\`'s NAPI thread, plus softirq and irq time of core 0 (\`/proc/stat\`), per
   second of the step (100 % = one core). *answered per CPU-s* divides the two.
 - Medians over the repetitions (*runs*); *legit ok* sums them.
+- *Connection churn* (phase 3): \`tern-bench churn\`, an AF_XDP client on core 1 (kernel-socket
+  clients run out of CPU near 5,000 connections/s there), opens connections at a fixed rate
+  from 8,192 addresses × 64 ports: SYN, a 64-byte request on the handshake's ACK, the echo, the
+  client's FIN, the server's FIN, the last ACK; no retransmission, so a lost segment shows as a
+  failed connection. The same placement as above; the kernel is \`tern-bench serve --mode echo\`
+  (one thread). *connections per busy CPU-s* divides the completed connections by the busy time
+  of core 0 (\`/proc/stat\`: everything that ran there, not only the server's threads, because
+  the kernel frees sockets and runs TCP timers in other kernel threads).
 
 \`\`\`sh
 scripts/bench.sh        # BENCH_REPS=$reps BENCH_STEP=$step BENCH_RATES=$rates
@@ -155,6 +180,11 @@ tern-bench run syn-flood --server kernel --syncookies 1 --rates $rates --step $s
 tern-bench run syn-flood --server kernel --syncookies 2 --rates $rates --step $step --legit-rate $legit
 # phase 2: ternd at half its measured capacity
 tern-bench run syn-flood --server ternd --rates 0,$half --step $step --legit-rate $legit
+# phase 3: connections per second ($churn_reps repetitions each)
+tern-bench run churn --server ternd --rates $churn_rates --step $step
+tern-bench run churn --server kernel --rates $churn_rates --step $step
+# phase 4: the generator against hping3
+scripts/bench-generators.sh
 tern-bench report target/bench/runs --plots docs/img --plots-link img --splice docs/benchmarks.md
 \`\`\`
 EOF
@@ -162,6 +192,7 @@ EOF
 # Why the figures are what they are (a profile, kept beside the code that measures).
 notes=crates/tern-bench/docs/bench-limits.md
 args=("$out/runs" --plots "$img" --preamble "$out/preamble.md" --markdown "$out/combined.md")
+[ -f "$out/generators.md" ] && args+=(--append "$out/generators.md")
 [ -f "$notes" ] && args+=(--append "$notes")
 if [ "$doc" != "-" ]; then
     args+=(--splice "$doc" --plots-link "$(realpath -m --relative-to="$(dirname "$doc")" "$img")")

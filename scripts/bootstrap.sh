@@ -27,6 +27,7 @@ PACKAGES=(
     kmod             # modprobe veth / sch_netem when they are modules
     curl             # HTTP client of ternd's interop tests
     wrk              # HTTP keep-alive load of ternd's interop tests
+    hping3           # the reference SYN flooder scripts/bench-generators.sh measures against
 )
 
 quiet=${TERN_BOOTSTRAP_QUIET:-0}
