@@ -259,8 +259,35 @@ pub fn run(config: &FloodConfig, stop: &AtomicBool) -> Result<FloodReport> {
     let gen = FrameGen::new(&spec, seed)?;
     match config.tx.unwrap_or_else(|| TxPath::auto(config.rate)) {
         TxPath::AfXdp => run_af_xdp(config, &spec, gen, stop),
-        TxPath::LiveFrames => run_live_frames(config, &spec, &gen, stop),
+        TxPath::LiveFrames => {
+            let prog = tern_bpf::FloodProgram::load(gen.template(), &gen.live_config())
+                .context("loading the live-frames flood program (bpf/tern_flood.bpf.c)")?;
+            let iface = tern_bpf::Interface::by_name(&config.interface)?;
+            // Chosen, not asked for: fall back to AF_XDP where the driver takes no XDP
+            // transmit, rather than fail as an explicit --tx live-frames does.
+            if config.tx.is_none() && !live_frames_leave(&prog, &iface)? {
+                eprintln!(
+                    "flood: {} took none of 64 test frames sent with XDP_TX (on veth the peer \
+                     needs an XDP program or GRO for that); sending through AF_XDP instead",
+                    config.interface
+                );
+                return run_af_xdp(config, &spec, gen, stop);
+            }
+            run_live_frames(config, &spec, &gen, &prog, &iface, stop)
+        }
     }
+}
+
+/// Sends 64 frames in live-frames mode and tells whether the interface counted any of them as
+/// transmitted (`true` when its counters cannot be read: the flood's own check then decides).
+fn live_frames_leave(prog: &tern_bpf::FloodProgram, iface: &tern_bpf::Interface) -> Result<bool> {
+    let before = IfCounters::read(iface.name());
+    prog.send(iface.index(), 64, 64)
+        .with_context(|| format!("transmitting on {}", iface.name()))?;
+    let after = IfCounters::read(iface.name());
+    Ok(before
+        .zip(after)
+        .is_none_or(|(b, a)| a.since(&b).tx_packets > 0))
 }
 
 /// What a sending loop returns.
@@ -416,11 +443,12 @@ fn run_live_frames(
     config: &FloodConfig,
     spec: &FrameSpec,
     gen: &FrameGen,
+    prog: &tern_bpf::FloodProgram,
+    iface: &tern_bpf::Interface,
     stop: &AtomicBool,
 ) -> Result<FloodReport> {
-    let prog = tern_bpf::FloodProgram::load(gen.template(), &gen.live_config())
-        .context("loading the live-frames flood program (bpf/tern_flood.bpf.c)")?;
-    let iface = tern_bpf::Interface::by_name(&config.interface)?;
+    // Frames built before this run (the probe's) are not this run's.
+    let built_before = prog.counters()?.built;
     let batch = u32::try_from(config.batch.clamp(1, 256)).unwrap_or(64);
     let chunk = match config.rate {
         None => LIVE_CHUNK,
@@ -484,7 +512,8 @@ fn run_live_frames(
     })?;
     let elapsed = start.elapsed();
     let after = IfCounters::read(&config.interface);
-    let counters = prog.counters()?;
+    let mut counters = prog.counters()?;
+    counters.built -= built_before;
     anyhow::ensure!(
         counters.aborted == 0,
         "the flood program refused {} frames (its configuration does not fit the template: a bug)",

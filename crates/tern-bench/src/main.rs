@@ -153,6 +153,10 @@ struct RunArgs {
     /// server core).
     #[arg(long)]
     napi_core: Option<usize>,
+    /// Pin queue i's veth-srv NAPI thread to the core of the server's queue-i thread (ternd's
+    /// worker i is on core i) instead of all on --napi-core: for runs with --queues above 1.
+    #[arg(long)]
+    napi_per_queue: bool,
     /// No XDP pass programs on the kernel server's veth-srv and on veth-cli: the kernel's
     /// receive work then runs in the flood's softirq on the generator's core (the old, unfair
     /// setup).
@@ -546,6 +550,7 @@ fn run(cli: Cli) -> Result<()> {
                 flood_core,
                 server_core,
                 napi_core: a.napi_core.unwrap_or(server_core),
+                napi_per_queue: a.napi_per_queue,
                 pass_programs: !a.no_pass_programs,
                 client_napi_defer_us: a.client_napi_defer_us,
                 reflect: a.reflect,

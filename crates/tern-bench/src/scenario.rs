@@ -26,7 +26,8 @@
 //!   listener (`tern-bench xdp-pass`: every packet passes), so that for both the receive work
 //!   runs in `veth-srv`'s threaded NAPI kernel thread(s) rather than in the flood's softirq on
 //!   the generator's core. Those threads are pinned to `napi_core` (default: the server core),
-//!   after every attach that creates them (reflect, ternd, the pass program).
+//!   after every attach that creates them (reflect, ternd, the pass program); with
+//!   `napi_per_queue`, queue i's thread to the core of the server's queue-i thread instead.
 //! * The server's threads run on `server_core` (ternd pins queue i's worker to core i, so 0 by
 //!   default); the flood, the legitimate clients and `veth-cli`'s NAPI thread run on
 //!   `flood_core`. `veth-cli` gets the pass program too, so that receiving the server's replies
@@ -113,6 +114,10 @@ pub struct ScenarioConfig {
     /// Core for `veth-srv`'s NAPI kernel threads (the server's receive work).
     #[serde(default)]
     pub napi_core: usize,
+    /// Instead: queue i's NAPI thread on the core of the server's queue-i thread (ternd's
+    /// worker i runs on core i), for runs with more than one queue.
+    #[serde(default)]
+    pub napi_per_queue: bool,
     /// Attach tern_steer without listeners (every packet passes) to the kernel server's
     /// `veth-srv` and to `veth-cli`; `false` reproduces the unfair setup where the kernel's
     /// receive work runs in the flood's softirq.
@@ -229,8 +234,11 @@ impl ChurnStep {
 pub struct Placement {
     /// The server's cores (its threads).
     pub server_cores: Vec<usize>,
-    /// The core `veth-srv`'s NAPI threads were pinned to.
+    /// The core `veth-srv`'s NAPI threads were pinned to (the first, with `napi_cores`).
     pub napi_core: usize,
+    /// The cores of `veth-srv`'s NAPI threads, in queue order.
+    #[serde(default)]
+    pub napi_cores: Vec<usize>,
     /// The core of the flood, the legitimate clients and `veth-cli`'s NAPI threads.
     pub generator_core: usize,
     /// `veth-srv`'s NAPI threads while the server ran.
@@ -496,12 +504,15 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     let server_cores = server_cores(config);
     // softirq and irq time of these cores is charged to the server.
     let mut charged_cores = server_cores.clone();
-    if !charged_cores.contains(&config.napi_core) {
-        charged_cores.push(config.napi_core);
+    for core in server_napi_cores(config) {
+        if !charged_cores.contains(&core) {
+            charged_cores.push(core);
+        }
     }
     let mut placement = Placement {
         server_cores: server_cores.clone(),
         napi_core: config.napi_core,
+        napi_cores: server_napi_cores(config),
         generator_core: config.flood_core,
         pass_programs: config.pass_programs,
         ..Placement::default()
@@ -553,7 +564,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         let before = cpu::napi_threads("veth-cli");
         let mut p = Proc::spawn("xdp-pass veth-cli", pass_cmd(&lab, &exe, false, &total_arg))?;
         p.wait_line("xdp-pass: attached", Duration::from_secs(15))?;
-        placement.client_napi = pin_new_napi("veth-cli", &before, config, config.flood_core)?;
+        placement.client_napi = pin_new_napi("veth-cli", &before, config, &[config.flood_core])?;
         // The client side is not under test: its NAPI thread (the replies' receive path) gets a
         // real-time priority over the flood it shares a core with, as a NIC's softirq would, so
         // that replies to legitimate clients are not lost in the lab's own client side.
@@ -617,7 +628,8 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         .arg(&rjson);
         let mut r = Proc::spawn("reflect", c)?;
         r.wait_line("reflect: on", Duration::from_secs(15))?;
-        placement.reflect_napi = pin_new_napi("veth-srv", &before, config, config.napi_core)?;
+        placement.reflect_napi =
+            pin_new_napi("veth-srv", &before, config, &server_napi_cores(config))?;
         drop(lock);
         std::thread::sleep(Duration::from_millis(300));
         let mut f = Proc::spawn("flood", flood_cmd(None, &fjson))?;
@@ -687,7 +699,8 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         }
     };
     if config.server == ServerKind::Ternd || config.pass_programs {
-        placement.server_napi = pin_new_napi("veth-srv", &napi_before, config, config.napi_core)?;
+        placement.server_napi =
+            pin_new_napi("veth-srv", &napi_before, config, &server_napi_cores(config))?;
     }
     drop(lock);
 
@@ -884,7 +897,7 @@ fn churn_step(ctx: &StepContext<'_>, i: usize, rate: f64) -> Result<ChurnStep> {
         .arg(&json);
     let mut churn = Proc::spawn("churn", c)?;
     churn.wait_line("churn: attached", Duration::from_secs(15))?;
-    let client_napi = pin_new_napi("veth-cli", &before, config, config.flood_core)?;
+    let client_napi = pin_new_napi("veth-cli", &before, config, &[config.flood_core])?;
     for t in &client_napi {
         // As in syn-flood: the client's receive path must not lose the server's segments to
         // the client it shares a core with.
@@ -1008,12 +1021,12 @@ fn defer_napi(lab: &LabGuard, server: bool, us: u32) -> Result<()> {
 }
 
 /// Finds the NAPI threads of `ifname` that appeared since `before` (one per queue is expected)
-/// and pins them to `core`.
+/// and pins them, in queue order, to `cores` (thread i to `cores[i % len]`).
 fn pin_new_napi(
     ifname: &str,
     before: &[Task],
     config: &ScenarioConfig,
-    core: usize,
+    cores: &[usize],
 ) -> Result<Vec<Task>> {
     let found = cpu::wait_new_napi_threads(
         ifname,
@@ -1035,16 +1048,52 @@ fn pin_new_napi(
             config.queues
         );
     }
-    cpu::pin_threads(&found, core)?;
+    let placed = napi_placement(&found, cores);
+    for (t, core) in &placed {
+        cpu::pin_threads(std::slice::from_ref(t), *core)?;
+    }
     println!(
-        "run: pinned {} to core {core}",
-        found
+        "run: pinned {}",
+        placed
             .iter()
-            .map(|t| format!("{} (PID {})", t.name, t.pid))
+            .map(|(t, c)| format!("{} (PID {}) to core {c}", t.name, t.pid))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(found)
+    Ok(placed.into_iter().map(|(t, _)| t).collect())
+}
+
+/// NAPI threads in queue order with the core each goes to: `napi/IF-ID` threads sorted by NAPI
+/// id (a driver adds its NAPI instances queue by queue, and ids grow), thread i on
+/// `cores[i % cores.len()]`.
+pub fn napi_placement(threads: &[Task], cores: &[usize]) -> Vec<(Task, usize)> {
+    let id = |t: &Task| {
+        t.name
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let mut sorted = threads.to_vec();
+    sorted.sort_by_key(|t| (id(t), t.pid));
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let core = cores.get(i % cores.len().max(1)).copied().unwrap_or(0);
+            (t, core)
+        })
+        .collect()
+}
+
+/// The cores `veth-srv`'s NAPI threads go to: with `napi_per_queue`, the server's core for each
+/// queue (ternd's worker i is on core i); else all on `napi_core`.
+fn server_napi_cores(config: &ScenarioConfig) -> Vec<usize> {
+    if config.napi_per_queue {
+        server_cores(config)
+    } else {
+        vec![config.napi_core]
+    }
 }
 
 /// Waits (bounded) until one echo connection to ternd succeeds.
@@ -1320,4 +1369,38 @@ fn churn_table(steps: &[ChurnStep]) -> String {
         ],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(pid: i32, name: &str) -> Task {
+        Task {
+            pid,
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn napi_threads_go_to_cores_in_queue_order() {
+        // Found in PID order, which need not be queue order.
+        let found = [
+            task(30, "napi/veth-srv-8195"),
+            task(10, "napi/veth-srv-8197"),
+            task(20, "napi/veth-srv-8196"),
+        ];
+        let placed = napi_placement(&found, &[0, 1]);
+        let got: Vec<(&str, usize)> = placed.iter().map(|(t, c)| (t.name.as_str(), *c)).collect();
+        assert_eq!(
+            got,
+            [
+                ("napi/veth-srv-8195", 0),
+                ("napi/veth-srv-8196", 1),
+                ("napi/veth-srv-8197", 0)
+            ]
+        );
+        // One core: all there.
+        assert!(napi_placement(&found, &[1]).iter().all(|(_, c)| *c == 1));
+    }
 }

@@ -418,6 +418,26 @@ fn floods_reach_the_server_kernel() {
         "{stderr}"
     );
     assert!(stderr.contains("xdp-pass -i PEER"), "{stderr}");
+    // Left to choose (flat out, no --tx), it tries live frames and falls back to AF_XDP.
+    let before = server_tcp_counters(&lab);
+    let report = flood(
+        &lab,
+        dir.path(),
+        "auto-fallback",
+        &[
+            "--dst",
+            "198.18.0.1:7100",
+            "--count",
+            "300",
+            "--duration",
+            "5s",
+        ],
+    );
+    assert_eq!(report.tx_path, TxPath::AfXdp, "{report}");
+    assert_eq!((report.sent, report.completed), (300, 300), "{report}");
+    std::thread::sleep(Duration::from_millis(300));
+    let in_segs = server_tcp_counters(&lab)["TcpInSegs"] - before["TcpInSegs"];
+    assert!((300..=320).contains(&in_segs), "{in_segs}");
 
     // With an XDP program on the peer, what the report calls sent and completed is what the
     // server's kernel counts, for every shape and both families; frames the peer's ring had no
