@@ -519,8 +519,11 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     };
     println!(
         "run: lab {}* with {} queue(s); server on core(s) {server_cores:?}, veth-srv NAPI on \
-         core {}, flood, clients and veth-cli NAPI on core {}",
-        config.prefix, config.queues, config.napi_core, config.flood_core
+         core(s) {:?} (by queue), flood, clients and veth-cli NAPI on core {}",
+        config.prefix,
+        config.queues,
+        server_napi_cores(config),
+        config.flood_core
     );
     // lab.sh turns GRO on and off on veth-srv (to set threaded NAPI), which creates NAPI
     // threads: not while another run looks for its new ones.
