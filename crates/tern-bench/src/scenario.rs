@@ -1289,12 +1289,7 @@ pub fn markdown(r: &ScenarioReport) -> String {
                     "{:.0}",
                     *st.server_counters.get(cookie_key).unwrap_or(&0) as f64 / c.step.as_secs_f64()
                 ),
-                format!(
-                    "{}/{} ({:.1} %)",
-                    cl.successes,
-                    cl.attempts,
-                    100.0 * cl.successes as f64 / (cl.attempts.max(1)) as f64
-                ),
+                done_of(cl.successes, cl.attempts),
                 format!("{:.0}", cl.connect_latency.p50_us),
                 format!("{:.0}", cl.connect_latency.p99_us),
                 format!("{:.0}", cl.connect_latency.p999_us),
@@ -1329,6 +1324,14 @@ pub fn markdown(r: &ScenarioReport) -> String {
     s
 }
 
+/// `ok/attempts (pct %)`.
+fn done_of(ok: u64, attempts: u64) -> String {
+    format!(
+        "{ok}/{attempts} ({:.1} %)",
+        100.0 * ok as f64 / attempts.max(1) as f64
+    )
+}
+
 /// The churn steps as a markdown table.
 fn churn_table(steps: &[ChurnStep]) -> String {
     let rows: Vec<Vec<String>> = steps
@@ -1338,12 +1341,7 @@ fn churn_table(steps: &[ChurnStep]) -> String {
             vec![
                 format!("{:.0}", st.rate),
                 format!("{:.0}", ch.success_rate),
-                format!(
-                    "{}/{} ({:.1} %)",
-                    ch.successes,
-                    ch.attempts,
-                    100.0 * st.success_ratio()
-                ),
+                done_of(ch.successes, ch.attempts),
                 st.utilisation()
                     .map_or("-".into(), |u| format!("{:.0} %", 100.0 * u)),
                 st.per_cpu_second()

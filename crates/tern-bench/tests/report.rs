@@ -179,10 +179,7 @@ fn proc_net_tcp_counters_are_parsed() {
 #[test]
 fn scenario_table_has_a_row_per_step() {
     use tern_bench::cpu::ServerCpu;
-    use tern_bench::frames::Shape;
-    use tern_bench::scenario::{
-        markdown, Scenario, ScenarioConfig, ScenarioReport, ServerKind, Step,
-    };
+    use tern_bench::scenario::{markdown, Scenario, ScenarioReport, ServerKind, Step};
     let cfg = config();
     let schedule = Schedule::new(cfg.rate, cfg.duration, None).unwrap();
     let mut lane = LaneStats::default();
@@ -215,28 +212,7 @@ fn scenario_table_has_a_row_per_step() {
         server_counters: [("TcpExtSyncookiesSent".to_string(), 3000u64)].into(),
     };
     let report = ScenarioReport {
-        config: ScenarioConfig {
-            scenario: Scenario::SynFlood,
-            server: ServerKind::Kernel,
-            syncookies: 1,
-            rates: vec![Some(0.0), None],
-            step: Duration::from_secs(3),
-            legit_rate: 100.0,
-            shape: Shape::LinuxSyn,
-            ipv6: false,
-            queues: 1,
-            flood_core: 0,
-            server_core: 1,
-            napi_core: 1,
-            napi_per_queue: false,
-            pass_programs: true,
-            client_napi_defer_us: 50,
-            reflect: false,
-            out: "out".into(),
-            ternd: "ternd".into(),
-            lab_script: "lab.sh".into(),
-            prefix: "x-".into(),
-        },
+        config: scenario_config(Scenario::SynFlood, ServerKind::Kernel, &[Some(0.0), None]),
         reflect: None,
         reflect_cpu: None,
         placement: Default::default(),
@@ -264,10 +240,7 @@ fn churn_markdown_counts_connections_per_cpu_second() {
     use tern_bench::churn::ChurnReport;
     use tern_bench::connect::Failures;
     use tern_bench::cpu::ServerCpu;
-    use tern_bench::frames::Shape;
-    use tern_bench::scenario::{
-        markdown, ChurnStep, Scenario, ScenarioConfig, ScenarioReport, ServerKind,
-    };
+    use tern_bench::scenario::{markdown, ChurnStep, Scenario, ScenarioReport, ServerKind};
 
     let mut connect = Latency::new();
     for us in [50, 60, 70, 2000] {
@@ -316,28 +289,11 @@ fn churn_markdown_counts_connections_per_cpu_second() {
         client_napi: vec![],
     };
     let report = ScenarioReport {
-        config: ScenarioConfig {
-            scenario: Scenario::Churn,
-            server: ServerKind::Ternd,
-            syncookies: 1,
-            rates: vec![Some(1000.0), Some(4000.0)],
-            step: Duration::from_secs(3),
-            legit_rate: 0.0,
-            shape: Shape::LinuxSyn,
-            ipv6: false,
-            queues: 1,
-            flood_core: 1,
-            server_core: 0,
-            napi_core: 0,
-            napi_per_queue: false,
-            pass_programs: true,
-            client_napi_defer_us: 50,
-            reflect: false,
-            out: "out".into(),
-            ternd: "ternd".into(),
-            lab_script: "lab.sh".into(),
-            prefix: "x-".into(),
-        },
+        config: scenario_config(
+            Scenario::Churn,
+            ServerKind::Ternd,
+            &[Some(1000.0), Some(4000.0)],
+        ),
         reflect: None,
         reflect_cpu: None,
         placement: Default::default(),
@@ -360,4 +316,34 @@ fn churn_markdown_counts_connections_per_cpu_second() {
     let back: ScenarioReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back.churn_steps.len(), 2);
     assert!(json.contains("\"churn\""), "{json}");
+}
+
+/// A run's configuration as `tern-bench run` would record it (one queue, server on core 0).
+fn scenario_config(
+    scenario: tern_bench::scenario::Scenario,
+    server: tern_bench::scenario::ServerKind,
+    rates: &[Option<f64>],
+) -> tern_bench::scenario::ScenarioConfig {
+    tern_bench::scenario::ScenarioConfig {
+        scenario,
+        server,
+        syncookies: 1,
+        rates: rates.to_vec(),
+        step: Duration::from_secs(3),
+        legit_rate: 100.0,
+        shape: tern_bench::frames::Shape::LinuxSyn,
+        ipv6: false,
+        queues: 1,
+        flood_core: 1,
+        server_core: 0,
+        napi_core: 0,
+        napi_per_queue: false,
+        pass_programs: true,
+        client_napi_defer_us: 50,
+        reflect: false,
+        out: "out".into(),
+        ternd: "ternd".into(),
+        lab_script: "lab.sh".into(),
+        prefix: "x-".into(),
+    }
 }
