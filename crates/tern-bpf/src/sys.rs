@@ -620,96 +620,34 @@ pub(crate) fn is_bpffs(path: &Path) -> Result<bool> {
 
 /// The index of interface `name` in this thread's network namespace.
 pub(crate) fn if_nametoindex(name: &str) -> Result<u32> {
-    let c = CString::new(name)
-        .map_err(|_| SysError::new(format!("if_nametoindex({name:?})"), libc::EINVAL))?;
-    // SAFETY: `c` is NUL-terminated and lives across the call.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        let errno = io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::ENODEV);
-        return Err(SysError::new(format!("if_nametoindex({name:?})"), errno));
-    }
-    Ok(index)
+    tern_netdev::if_nametoindex(name).map_err(SysError::from)
 }
 
 /// The name of interface `index` in this thread's network namespace.
 pub(crate) fn if_indextoname(index: u32) -> Result<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has the IF_NAMESIZE bytes the call may write, and lives across it.
-    let ret = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-    if ret.is_null() {
-        let errno = io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::ENXIO);
-        return Err(SysError::new(format!("if_indextoname({index})"), errno));
-    }
-    // SAFETY: on success the buffer holds a NUL-terminated name.
-    let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
-    Ok(name.to_string_lossy().into_owned())
+    tern_netdev::if_indextoname(index).map_err(SysError::from)
 }
 
-/// `struct ethtool_drvinfo` of linux/ethtool.h (ETHTOOL_GDRVINFO).
-#[repr(C)]
-struct EthtoolDrvinfo {
-    cmd: u32,
-    driver: [u8; 32],
-    version: [u8; 32],
-    fw_version: [u8; 32],
-    bus_info: [u8; 32],
-    erom_version: [u8; 32],
-    reserved2: [u8; 12],
-    n_priv_flags: u32,
-    n_stats: u32,
-    testinfo_len: u32,
-    eedump_len: u32,
-    regdump_len: u32,
-}
-
-const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
-
-/// The driver of interface `name` (`ethtool -i`), through SIOCETHTOOL in this thread's network
-/// namespace (sysfs would show the namespace of whoever mounted /sys).
+/// The driver of interface `name` (`ethtool -i`) in this thread's network namespace (sysfs
+/// would show the namespace of whoever mounted /sys).
 pub(crate) fn driver_name(name: &str) -> Result<String> {
-    let call = || format!("ioctl(SIOCETHTOOL, ETHTOOL_GDRVINFO, {name:?})");
-    if name.len() >= libc::IFNAMSIZ {
-        return Err(SysError::new(call(), libc::EINVAL));
+    tern_netdev::driver(name).map_err(SysError::from)
+}
+
+impl From<tern_netdev::NetdevError> for SysError {
+    /// `if_nametoindex("eth0")`, `if_indextoname(7)`,
+    /// `ioctl(SIOCETHTOOL, ETHTOOL_GDRVINFO, "eth0")`: the call with its interface argument.
+    fn from(e: tern_netdev::NetdevError) -> SysError {
+        let arg = match e.interface().parse::<u32>() {
+            Ok(index) => index.to_string(),
+            Err(_) => format!("{:?}", e.interface()),
+        };
+        let call = match e.call().strip_suffix(')') {
+            Some(open) if open.contains('(') => format!("{open}, {arg})"),
+            _ => format!("{}({arg})", e.call()),
+        };
+        SysError::new(call, e.errno())
     }
-    // SAFETY: no pointers; returns a new fd or -1.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    let sock = owned_fd(check_libc(sock, || {
-        "socket(AF_INET, SOCK_DGRAM)".to_owned()
-    })?);
-    let mut info = EthtoolDrvinfo {
-        cmd: ETHTOOL_GDRVINFO,
-        driver: [0; 32],
-        version: [0; 32],
-        fw_version: [0; 32],
-        bus_info: [0; 32],
-        erom_version: [0; 32],
-        reserved2: [0; 12],
-        n_priv_flags: 0,
-        n_stats: 0,
-        testinfo_len: 0,
-        eedump_len: 0,
-        regdump_len: 0,
-    };
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = *src as libc::c_char;
-    }
-    ifr.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
-    // SAFETY: SIOCETHTOOL reads `ifr` (a NUL-terminated name, checked shorter than IFNAMSIZ,
-    // and a pointer to `info`) and writes one ethtool_drvinfo into `info`; both outlive the call.
-    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) };
-    check_libc(ret, call)?;
-    let end = info
-        .driver
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(info.driver.len());
-    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
 
 /// Effective capabilities of the calling thread (capabilities are per thread on Linux).
@@ -731,5 +669,24 @@ pub(crate) fn unpin(path: &Path) -> Result<bool> {
             format!("unlink({})", path.display()),
             e.raw_os_error().unwrap_or(libc::EIO),
         )),
+    }
+}
+
+#[cfg(test)]
+mod netdev_tests {
+    use super::*;
+
+    #[test]
+    fn interface_errors_keep_the_call_with_its_argument() {
+        let e = if_nametoindex("tern-nope0").unwrap_err();
+        assert_eq!(e.call, "if_nametoindex(\"tern-nope0\")");
+        assert_eq!(e.errno, libc::ENODEV);
+        let e = driver_name("tern-nope0").unwrap_err();
+        assert_eq!(
+            e.call,
+            "ioctl(SIOCETHTOOL, ETHTOOL_GDRVINFO, \"tern-nope0\")"
+        );
+        let e = if_indextoname(u32::MAX).unwrap_err();
+        assert_eq!(e.call, format!("if_indextoname({})", u32::MAX));
     }
 }

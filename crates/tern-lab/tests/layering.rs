@@ -64,7 +64,16 @@ fn dependency_rules_hold() {
             !of(io).contains("tern-tcp"),
             "{io} must not depend on the engine"
         );
+        assert!(
+            of(io).contains("tern-netdev"),
+            "{io} looks interfaces up through tern-netdev, not a copy of its own"
+        );
     }
+    assert!(
+        of("tern-netdev").is_empty(),
+        "tern-netdev is a leaf: {:?}",
+        of("tern-netdev")
+    );
     // Libraries that reach both the datapath and the engine: only tern-rt.
     let binaries = ["ternd", "tern-bench", "tern-benches"];
     for (name, d) in &deps {

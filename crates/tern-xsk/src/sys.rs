@@ -1,5 +1,6 @@
 //! The one place tern-xsk calls the kernel directly: socket options, `poll`, the `sendto` and
-//! `recvfrom` kicks, and the ethtool ioctls. The setup calls libxdp makes on our behalf
+//! `recvfrom` kicks (interface lookups and the ethtool ioctls are tern-netdev's, shared with
+//! tern-bpf). The setup calls libxdp makes on our behalf
 //! (`xsk_umem__create`, `xsk_socket__create`) report through the same [`SysError`].
 //!
 //! Every failure is a [`SysError`]: the call, the errno, and (in its `Display`) a sentence with
@@ -8,7 +9,7 @@
 
 use std::ffi::{c_int, c_void, CStr};
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 use crate::XskStats;
 
@@ -17,12 +18,6 @@ use crate::XskStats;
 const SO_BUSY_POLL: c_int = 46;
 const SO_PREFER_BUSY_POLL: c_int = 69;
 const SO_BUSY_POLL_BUDGET: c_int = 70;
-
-// ethtool ioctl ABI (include/uapi/linux/sockios.h, include/uapi/linux/ethtool.h).
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
-const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
-const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
-const IFNAMSIZ: usize = 16;
 
 /// The kernel-internal "not supported" code some drivers leak to user space.
 pub(crate) const ENOTSUPP: i32 = 524;
@@ -200,12 +195,12 @@ fn check(ret: c_int, call: &'static str) -> Result<c_int, SysError> {
 
 /// The index of interface `name` in the calling thread's network namespace.
 pub(crate) fn if_nametoindex(name: &CStr) -> Result<u32, SysError> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if idx == 0 {
-        Err(SysError::last("if_nametoindex"))
-    } else {
-        Ok(idx)
+    tern_netdev::if_nametoindex(&name.to_string_lossy()).map_err(SysError::from)
+}
+
+impl From<tern_netdev::NetdevError> for SysError {
+    fn from(e: tern_netdev::NetdevError) -> SysError {
+        SysError::new(e.call(), e.errno())
     }
 }
 
@@ -368,107 +363,14 @@ pub(crate) fn kick_rx(fd: RawFd) -> Result<(), SysError> {
     }
 }
 
-/// `struct ifreq` with the `ifr_data` member of its union, padded to the kernel's size.
-#[repr(C)]
-struct IfreqData {
-    name: [libc::c_char; IFNAMSIZ],
-    data: *mut c_void,
-    _pad: [u8; 16],
-}
-
-/// `struct ethtool_drvinfo`.
-#[repr(C)]
-struct EthtoolDrvinfo {
-    cmd: u32,
-    driver: [u8; 32],
-    version: [u8; 32],
-    fw_version: [u8; 32],
-    bus_info: [u8; 32],
-    erom_version: [u8; 32],
-    reserved2: [u8; 12],
-    n_priv_flags: u32,
-    n_stats: u32,
-    testinfo_len: u32,
-    eedump_len: u32,
-    regdump_len: u32,
-}
-
-/// `struct ethtool_channels`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct EthtoolChannels {
-    cmd: u32,
-    pub(crate) max_rx: u32,
-    pub(crate) max_tx: u32,
-    pub(crate) max_other: u32,
-    pub(crate) max_combined: u32,
-    pub(crate) rx_count: u32,
-    pub(crate) tx_count: u32,
-    pub(crate) other_count: u32,
-    pub(crate) combined_count: u32,
-}
-
-/// Runs one ethtool command on `ifname` in the calling thread's network namespace.
-///
-/// # Safety
-/// `T` must be the `#[repr(C)]` ethtool struct that the command stored in its first `u32`
-/// reads and writes, so the kernel stays inside `*arg`.
-unsafe fn ethtool<T>(ifname: &str, arg: &mut T, call: &'static str) -> Result<(), SysError> {
-    let bytes = ifname.as_bytes();
-    if bytes.is_empty() || bytes.len() >= IFNAMSIZ {
-        return Err(SysError::new(call, libc::ENODEV));
-    }
-    let mut req = IfreqData {
-        name: [0; IFNAMSIZ],
-        data: (arg as *mut T).cast::<c_void>(),
-        _pad: [0; 16],
-    };
-    for (dst, &b) in req.name.iter_mut().zip(bytes) {
-        *dst = b as libc::c_char;
-    }
-    // SAFETY: plain socket(2) call; the result is checked below.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    let raw = check(raw, "socket(AF_INET) for ethtool")?;
-    // SAFETY: `raw` is a freshly created descriptor nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: `req` is a valid ifreq whose name is NUL-terminated (it is shorter than IFNAMSIZ)
-    // and whose data pointer points at `arg`, a live `T` of the layout the command expects (this
-    // function's contract).
-    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &mut req as *mut IfreqData) };
-    check(ret, call).map(drop)
-}
-
 /// The channel (queue) counts of `ifname` (`ethtool -l`).
-pub(crate) fn ethtool_channels(ifname: &str) -> Result<EthtoolChannels, SysError> {
-    let mut ch = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..EthtoolChannels::default()
-    };
-    // SAFETY: ETHTOOL_GCHANNELS reads and writes a `struct ethtool_channels`.
-    unsafe { ethtool(ifname, &mut ch, "ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS)") }?;
-    Ok(ch)
+pub(crate) fn ethtool_channels(ifname: &str) -> Result<tern_netdev::Channels, SysError> {
+    Ok(tern_netdev::channels(ifname)?)
 }
 
 /// The driver name of `ifname` (`ethtool -i`).
 pub(crate) fn ethtool_driver(ifname: &str) -> Result<String, SysError> {
-    let mut info = EthtoolDrvinfo {
-        cmd: ETHTOOL_GDRVINFO,
-        driver: [0; 32],
-        version: [0; 32],
-        fw_version: [0; 32],
-        bus_info: [0; 32],
-        erom_version: [0; 32],
-        reserved2: [0; 12],
-        n_priv_flags: 0,
-        n_stats: 0,
-        testinfo_len: 0,
-        eedump_len: 0,
-        regdump_len: 0,
-    };
-    // SAFETY: ETHTOOL_GDRVINFO reads and writes a `struct ethtool_drvinfo`.
-    unsafe { ethtool(ifname, &mut info, "ioctl(SIOCETHTOOL, ETHTOOL_GDRVINFO)") }?;
-    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
-    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+    Ok(tern_netdev::driver(ifname)?)
 }
 
 #[cfg(test)]
