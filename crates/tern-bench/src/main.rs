@@ -413,6 +413,7 @@ fn bounded(d: Duration) -> Result<Duration> {
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    tern_bpf::log_libbpf_through_log();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("tern-bench: {e:#}");

@@ -219,6 +219,23 @@ impl SteerProgram {
     }
 }
 
+/// Sends libbpf's own messages (`libbpf: ...`, also those libxdp's internal loads produce) to
+/// the `log` crate, target `libbpf`, instead of straight to stderr: warnings at `warn`, notes
+/// such as "skipping unrecognized data section" at `debug`, so a tool's output is its own and
+/// `RUST_LOG=libbpf=debug` shows everything. Process-wide (libbpf has one print callback): for
+/// binaries to call once at start, not for libraries.
+pub fn log_libbpf_through_log() {
+    fn forward(level: libbpf_rs::PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),
+            libbpf_rs::PrintLevel::Info => log::debug!(target: "libbpf", "{msg}"),
+            libbpf_rs::PrintLevel::Debug => log::trace!(target: "libbpf", "{msg}"),
+        }
+    }
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, forward)));
+}
+
 /// Opens and loads the embedded object `bytes` (`name.bpf.o`), explaining a failure.
 fn load_object(name: &'static str, bytes: &'static [u8]) -> Result<libbpf_rs::Object, Error> {
     let mut log = vec![0u8; VERIFIER_LOG_SIZE];
