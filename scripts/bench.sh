@@ -20,7 +20,8 @@
 # failure; see crates/tern-bench/README.md), placed the same way for every server: server
 # threads and veth-srv's NAPI thread on core 0, flood, legitimate clients and veth-cli's NAPI
 # thread on core 1. Phase 1 runs every system at every rate (ternd with the raw AF_XDP reflect
-# baseline first); phase 2 runs ternd at half the capacity phase 1 measured, against no flood;
+# baseline first); phase 2 runs ternd, and the kernel with syncookies 2, under a flood at half
+# the capacity phase 1 measured for ternd, and without;
 # phase 3 runs `tern-bench run churn` (connections per second) for ternd and the kernel; phase 4
 # is scripts/bench-generators.sh (the flood generator against hping3).
 set -euo pipefail
@@ -90,13 +91,15 @@ measure() {
     capacity=$("$bench" report "$out/runs" --capacity ternd 2>/dev/null || echo 0)
     half=$(( (capacity / 2 + 500) / 1000 * 1000 ))
     if (( half >= 1000 )); then
-        echo "== phase 2: ternd at half its capacity ($capacity pps -> flood $half pps) against no flood"
+        echo "== phase 2: ternd and the kernel (sc=2) under a flood at half ternd's capacity ($capacity pps -> $half pps), and without"
         for ((r = 1; r <= reps; r++)); do
-            if (( r > 1 && $(date +%s) - started > budget + 90 )); then
+            if (( r > 1 && $(date +%s) - started > budget + 150 )); then
                 echo "   budget spent: stopping after $((r - 1)) repetition(s)"
                 break
             fi
             run "ternd-half-r$r" --server ternd --rates "0,$half"
+            # What the kernel (syncookies 2) does under the same flood, as the issue asks.
+            run "kernel-sc2-half-r$r" --server kernel --syncookies 2 --rates "0,$half"
         done
     else
         echo "== phase 2 skipped: no ternd capacity measured"
@@ -178,8 +181,9 @@ scripts/bench.sh        # BENCH_REPS=$reps BENCH_STEP=$step BENCH_RATES=$rates
 tern-bench run syn-flood --server ternd --reflect --rates $rates --step $step --legit-rate $legit
 tern-bench run syn-flood --server kernel --syncookies 1 --rates $rates --step $step --legit-rate $legit
 tern-bench run syn-flood --server kernel --syncookies 2 --rates $rates --step $step --legit-rate $legit
-# phase 2: ternd at half its measured capacity
+# phase 2: ternd at half its measured capacity, and the kernel under the same flood
 tern-bench run syn-flood --server ternd --rates 0,$half --step $step --legit-rate $legit
+tern-bench run syn-flood --server kernel --syncookies 2 --rates 0,$half --step $step --legit-rate $legit
 # phase 3: connections per second ($churn_reps repetitions each)
 tern-bench run churn --server ternd --rates $churn_rates --step $step
 tern-bench run churn --server kernel --rates $churn_rates --step $step

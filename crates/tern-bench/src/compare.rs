@@ -292,6 +292,9 @@ pub struct Goals {
     /// ternd without a flood and under the flood closest to half its capacity (within 25 %):
     /// (half-capacity row, no-flood row).
     pub half_capacity: Option<(Row, Row)>,
+    /// The kernel's rows at that same flood rate, where it ran it (the issue asks what the
+    /// kernel does under the same flood).
+    pub half_capacity_kernel: Vec<Row>,
 }
 
 /// The highest median answered rate of `system`, over its rates.
@@ -365,6 +368,11 @@ pub fn goals(reports: &[ScenarioReport], rows: &[Row]) -> Goals {
         if let Some(h) = closest {
             if (h.rate.unwrap_or(0) as f64 - half).abs() <= 0.25 * half {
                 g.half_capacity = Some((h.clone(), base.clone()));
+                g.half_capacity_kernel = rows
+                    .iter()
+                    .filter(|r| r.system.starts_with("kernel") && r.rate == h.rate)
+                    .cloned()
+                    .collect();
             }
         }
     }
@@ -440,6 +448,24 @@ pub fn goals_markdown(g: &Goals) -> String {
         None => s.push_str(
             "- ternd at half its capacity: no ternd step near half its capacity was run\n",
         ),
+    }
+    if let Some((h, base)) = &g.half_capacity {
+        let ratio = h.p99_us / base.p99_us.max(1e-9);
+        s.push_str(&format!(
+            "  (p99 under the flood {ratio:.1}× the no-flood p99; goal ≤ 2×: {})\n",
+            if ratio <= 2.0 { "met" } else { "**missed**" }
+        ));
+        for k in &g.half_capacity_kernel {
+            s.push_str(&format!(
+                "- {} under the same flood ({} pps offered): {:.1} % succeed, connect p99 {}, \
+                 {:.0} % of its core\n",
+                k.system,
+                thousands(k.offered_pps),
+                k.legit_ok_pct(),
+                latency(k.p99_us),
+                100.0 * k.cpu_util.unwrap_or(0.0)
+            ));
+        }
     }
     s
 }

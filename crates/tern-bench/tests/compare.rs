@@ -137,14 +137,27 @@ fn goals_from_the_same_runs() {
     half.steps[1].rate = Some((cap / 2.0).round());
     let mut with_half = reports.clone();
     with_half.push(half);
+    // The kernel under the same flood.
+    let mut kernel_half = canned("kernel-sc2");
+    kernel_half.steps.truncate(2);
+    kernel_half.steps[1].rate = Some((cap / 2.0).round());
+    with_half.push(kernel_half);
     let rows = compare::aggregate(&with_half);
     let g = compare::goals(&with_half, &rows);
     let (h, base): &(Row, Row) = g.half_capacity.as_ref().expect("the half-capacity step");
     assert_eq!(h.rate, Some((cap / 2.0).round() as u64));
     assert_eq!(base.rate, Some(0));
+    assert_eq!(g.half_capacity_kernel.len(), 1);
+    assert_eq!(g.half_capacity_kernel[0].system, "kernel sc=2");
+    assert_eq!(g.half_capacity_kernel[0].rate, h.rate);
     let text = compare::goals_markdown(&g);
     assert!(text.contains("goal ≥ 1.5×"), "{text}");
     assert!(text.contains("half its capacity"), "{text}");
+    assert!(text.contains("goal ≤ 2×"), "{text}");
+    assert!(
+        text.contains("- kernel sc=2 under the same flood"),
+        "{text}"
+    );
 }
 
 #[test]
