@@ -79,7 +79,8 @@ pub fn median(values: &[f64]) -> Option<f64> {
 /// A flood rate as a grouping key: `None` flat out, `Some(0)` no flood, else packets/s rounded.
 pub type RateKey = Option<u64>;
 
-fn rate_key(rate: Option<f64>) -> RateKey {
+/// The grouping key of an asked rate.
+pub fn rate_key(rate: Option<f64>) -> RateKey {
     rate.map(|r| r.max(0.0).round() as u64)
 }
 

@@ -463,12 +463,9 @@ fn no_flood(rate: Option<f64>) -> bool {
     rate.is_some_and(|r| r <= 0.0)
 }
 
+/// A flood rate as every table names it (`none`, `25k`, `max`).
 fn rate_name(rate: Option<f64>) -> String {
-    match rate {
-        None => "max".into(),
-        _ if no_flood(rate) => "none".into(),
-        Some(r) => format!("{r}"),
-    }
+    crate::compare::rate_label(crate::compare::rate_key(rate))
 }
 
 /// The longest a run waits for another to finish attaching (ternd's start-up takes seconds).
