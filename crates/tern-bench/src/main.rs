@@ -169,6 +169,9 @@ struct RunArgs {
     /// Measure the raw AF_XDP reflect path first.
     #[arg(long)]
     reflect: bool,
+    /// A setting for ternd, passed on as `--set KEY=VALUE` (repeatable; e.g. spin=true).
+    #[arg(long, value_name = "KEY=VALUE")]
+    ternd_set: Vec<String>,
     /// Output directory (scenario.json, scenario.md and each step's reports).
     #[arg(long, default_value = "tern-bench-out")]
     out: PathBuf,
@@ -555,6 +558,7 @@ fn run(cli: Cli) -> Result<()> {
                 pass_programs: !a.no_pass_programs,
                 client_napi_defer_us: a.client_napi_defer_us,
                 reflect: a.reflect,
+                ternd_set: a.ternd_set,
                 out: a.out,
                 ternd: a.ternd.unwrap_or_else(|| exe.with_file_name("ternd")),
                 lab_script: a.lab_script.unwrap_or_else(|| {

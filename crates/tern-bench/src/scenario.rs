@@ -129,6 +129,9 @@ pub struct ScenarioConfig {
     pub client_napi_defer_us: u32,
     /// Measure the raw AF_XDP reflect path first.
     pub reflect: bool,
+    /// More `--set KEY=VALUE` settings for ternd (e.g. `spin=true`).
+    #[serde(default)]
+    pub ternd_set: Vec<String>,
     /// Output directory.
     pub out: PathBuf,
     /// The ternd binary.
@@ -691,7 +694,11 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
             let mut c = lab.exec(true, &config.ternd);
             c.args(["run", "--interface", "veth-srv", "--listen"])
                 .arg(format!("{addr_arg}=echo"))
-                .args(["--set", &format!("tcp.syncookies={mode}"), "--stats-json"])
+                .args(["--set", &format!("tcp.syncookies={mode}")]);
+            for kv in &config.ternd_set {
+                c.args(["--set", kv]);
+            }
+            c.arg("--stats-json")
                 .arg(config.out.join("ternd-stats.json"));
             let p = Proc::spawn("ternd", c)?;
             wait_for_server(&lab, &exe, dst, &config.out)?;

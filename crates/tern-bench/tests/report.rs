@@ -341,6 +341,7 @@ fn scenario_config(
         pass_programs: true,
         client_napi_defer_us: 50,
         reflect: false,
+        ternd_set: vec![],
         out: "out".into(),
         ternd: "ternd".into(),
         lab_script: "lab.sh".into(),
