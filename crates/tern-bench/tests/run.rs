@@ -211,12 +211,24 @@ fn churn_kernel_and_ternd_then_report() {
     }
     let ternd = ternd();
     let dir = tempfile::tempdir().unwrap();
-    let args = ["churn", "--rates", "200,400"];
-    let kernel = run_scenario(dir.path(), "kernel", &ternd, &args);
-    let td = run_scenario(dir.path(), "ternd", &ternd, &args);
+    // IPv4 against the kernel, IPv6 against ternd: both families of the client in one test.
+    let kernel = run_scenario(
+        dir.path(),
+        "kernel",
+        &ternd,
+        &["churn", "--rates", "200,400"],
+    );
+    let td = run_scenario(
+        dir.path(),
+        "ternd",
+        &ternd,
+        &["churn", "--ipv6", "--rates", "200,400"],
+    );
     let (kernel, td) = (kernel.join().unwrap(), td.join().unwrap());
     check_churn(&kernel);
     check_churn(&td);
+    assert!(kernel.churn_steps[0].churn.dst.is_ipv4());
+    assert!(td.churn_steps[0].churn.dst.is_ipv6());
     let out = Command::new(BIN)
         .arg("report")
         .arg(dir.path())
