@@ -415,8 +415,15 @@ fn bounded(d: Duration) -> Result<Duration> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // libxdp warns that it cannot use its dispatcher whenever bpffs is not at /sys/fs/bpf, as in
+    // every `ip netns exec` (reflect loads libxdp's default program): expected here, so only its
+    // errors show unless RUST_LOG asks.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,libxdp=error"),
+    )
+    .init();
     tern_bpf::log_libbpf_through_log();
+    tern_xsk::log_libxdp_through_log();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("tern-bench: {e:#}");

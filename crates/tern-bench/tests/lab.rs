@@ -489,3 +489,34 @@ fn floods_reach_the_server_kernel() {
     stop_server(pass);
     stop_server(server);
 }
+
+/// libbpf's and libxdp's messages go through the log (targets `libbpf`, `libxdp`), not straight
+/// to stderr: `reflect` loads libxdp's default program, which in a network namespace (no bpffs
+/// at /sys/fs/bpf) warns that it falls back from its dispatcher. By default that is quiet; with
+/// `RUST_LOG=libxdp=debug` it shows, as log records.
+#[test]
+fn reflect_routes_libbpf_and_libxdp_messages_through_the_log() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up(LabConfig {
+        queues: Some(1),
+        client_addrs: 0,
+    });
+    let reflect = |rust_log: Option<&str>| {
+        let mut c = bench(&lab, Side::Server);
+        c.args(["reflect", "-i", "veth-srv", "--duration", "1s"]);
+        match rust_log {
+            Some(v) => c.env("RUST_LOG", v),
+            None => c.env_remove("RUST_LOG"),
+        };
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = reflect(None);
+    assert!(!quiet.contains("libxdp:"), "{quiet}");
+    assert!(!quiet.contains("libbpf:"), "{quiet}");
+    let loud = reflect(Some("libxdp=debug,libbpf=debug"));
+    assert!(loud.contains("DEBUG libxdp] libxdp: "), "{loud}");
+}

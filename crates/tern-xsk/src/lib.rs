@@ -146,3 +146,10 @@ pub use socket::{
     XDP_PACKET_HEADROOM,
 };
 pub use sys::SysError;
+
+/// Sends libxdp's own messages (`libxdp: ...`: its dispatcher and bpffs warnings when it loads
+/// its default program) to the `log` crate, target `libxdp`, instead of straight to stderr.
+/// Process-wide (libxdp has one print hook): for binaries to call once at start.
+pub fn log_libxdp_through_log() {
+    sys::log_libxdp_through_log();
+}

@@ -373,6 +373,34 @@ pub(crate) fn ethtool_driver(ifname: &str) -> Result<String, SysError> {
     Ok(tern_netdev::driver(ifname)?)
 }
 
+/// Sends libxdp's own messages (`libxdp: ...`) to the `log` crate, target `libxdp`, instead of
+/// straight to stderr: warnings at `warn`, the rest at `debug`.
+pub(crate) fn log_libxdp_through_log() {
+    unsafe extern "C" fn forward(
+        level: libxdp_sys::libxdp_print_level,
+        format: *const libc::c_char,
+        args: *mut libxdp_sys::__va_list_tag,
+    ) -> c_int {
+        // SAFETY: libxdp calls this with a printf format and the va_list of its arguments, both
+        // valid for the duration of the call, as its own default printer (vfprintf) assumes.
+        // The raw variant never panics (a panic could not unwind out of this C callback).
+        let Ok(bytes) = (unsafe { vsprintf::vsprintf_raw(format, args) }) else {
+            return 0;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let msg = text.trim_end();
+        if level == libxdp_sys::libxdp_print_level_LIBXDP_WARN {
+            log::warn!(target: "libxdp", "{msg}");
+        } else {
+            log::debug!(target: "libxdp", "{msg}");
+        }
+        0
+    }
+    // SAFETY: libxdp_set_print only stores the pointer; `forward` has exactly the type it
+    // expects, can be called from any thread, and lives as long as the process.
+    unsafe { libxdp_sys::libxdp_set_print(Some(forward)) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,7 @@ impl ConfigArgs {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     tern_bpf::log_libbpf_through_log();
+    tern_xsk::log_libxdp_through_log();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, stats_json } => config.load().and_then(|c| {
