@@ -109,6 +109,11 @@ up() {
     # RTO or a spurious retransmission (net.core.txrehash), moving the flow to another queue, so
     # its packets would reach a worker that does not know the connection. A NIC's RSS hashes the
     # 4-tuple and never does that: keep each client socket on one queue, as RSS would.
+    # One hole remains: what the client's kernel sends without a socket (a RST to a closed port,
+    # a TIME-WAIT ACK) goes through a per-CPU control socket whose queue comes from the flow's
+    # own hash, so with more than one queue it may reach the other worker, which drops it as
+    # unknown. A connection whose last ACK is lost can then stay in LAST-ACK on the server until
+    # it gives up (tests that need every connection gone use one queue).
     ip netns exec "$CLI" sysctl -qw net.core.txrehash=0 \
         || fail "sysctl net.core.txrehash=0 failed in $CLI (needs Linux 5.19+)"
 
