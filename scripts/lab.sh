@@ -14,6 +14,8 @@
 # Only the benchmarking ranges 198.18.0.0/15 and 2001:2::/48 (RFC 2544, RFC 5180) are used.
 # The server routes the flood source ranges 198.18.128.0/17 and 2001:2:0:8000::/49 back through
 # the client, so SYN-ACKs to spoofed sources leave by the veth instead of being dropped.
+# With more than one queue, bpf/lab_rss.bpf.c (built here with clang) hashes each TCP 4-tuple
+# to a queue at the client's egress, standing in for the RSS veth lacks.
 set -euo pipefail
 
 P=${TERN_LAB_PREFIX:-tern-}
@@ -49,6 +51,22 @@ down() {
         fi
     done
     say "down: removed $removed namespace(s) with prefix '$P'"
+}
+
+# Builds bpf/lab_rss.bpf.c and attaches it at tc egress of the client's veth (see up()).
+attach_rss() {
+    command -v clang >/dev/null || fail "clang not found: scripts/bootstrap.sh installs it"
+    local dir multiarch
+    dir=$(mktemp -d)
+    multiarch=$(clang -print-multiarch 2>/dev/null || true)
+    clang -O2 -target bpf -std=gnu11 -Wall -I"/usr/include/${multiarch:-x86_64-linux-gnu}" \
+        -c "$(dirname "$0")/../bpf/lab_rss.bpf.c" -o "$dir/lab_rss.o" \
+        || { rm -rf "$dir"; fail "compiling bpf/lab_rss.bpf.c failed"; }
+    ip netns exec "$CLI" tc qdisc add dev "$CLI_IF" clsact \
+        && ip netns exec "$CLI" tc filter add dev "$CLI_IF" egress bpf direct-action \
+            obj "$dir/lab_rss.o" sec tc \
+        || { rm -rf "$dir"; fail "attaching lab_rss at tc egress of $CLI_IF failed"; }
+    rm -rf "$dir"
 }
 
 up() {
@@ -109,13 +127,14 @@ up() {
     # RTO or a spurious retransmission (net.core.txrehash), moving the flow to another queue, so
     # its packets would reach a worker that does not know the connection. A NIC's RSS hashes the
     # 4-tuple and never does that: keep each client socket on one queue, as RSS would.
-    # One hole remains: what the client's kernel sends without a socket (a RST to a closed port,
-    # a TIME-WAIT ACK) goes through a per-CPU control socket whose queue comes from the flow's
-    # own hash, so with more than one queue it may reach the other worker, which drops it as
-    # unknown. A connection whose last ACK is lost can then stay in LAST-ACK on the server until
-    # it gives up (tests that need every connection gone use one queue).
+    # What the client's kernel sends without a socket (a RST to a closed port, a TIME-WAIT ACK)
+    # goes through a per-CPU control socket whose queue comes from the skb's hash instead, so
+    # with more than one queue it could reach a worker that does not know the connection (a
+    # connection whose last ACK was lost then stayed in LAST-ACK): bpf/lab_rss.bpf.c, at tc
+    # egress on the client's veth, gives every TCP skb a queue hashed from its 4-tuple.
     ip netns exec "$CLI" sysctl -qw net.core.txrehash=0 \
         || fail "sysctl net.core.txrehash=0 failed in $CLI (needs Linux 5.19+)"
+    (( queues > 1 )) && attach_rss
 
     ip -n "$SRV" route add "$FLOOD_V4" via "$CLI_V4" dev "$SRV_IF"
     ip -n "$SRV" -6 route add "$FLOOD_V6" via "$CLI_V6" dev "$SRV_IF"

@@ -243,16 +243,13 @@ fn parse_wrk(out: &str) -> Option<WrkReport> {
 }
 
 /// `wrk -t1 -c50 -d3s` (keep-alive) completes with requests served and no socket error, and
-/// afterwards ternd holds no connection.
-///
-/// One queue: under this load a segment is now and then lost, and ending every connection then
-/// may take the client's TIME-WAIT ACK or RST, which its kernel sends without a socket, so on a
-/// queue of the flow's own hash; veth has no RSS to bring it to the worker that holds the
-/// connection (scripts/lab.sh). With two queues that stranded a connection in LAST-ACK in one CI
-/// run in several.
+/// afterwards ternd holds no connection, on two queues: ending a connection may take a segment
+/// the client's kernel sends without a socket (a TIME-WAIT ACK, a RST), which reaches the
+/// connection's worker only through the lab's 4-tuple hash (bpf/lab_rss.bpf.c); before it, one
+/// CI run in several stranded connections in LAST-ACK here.
 #[test]
 fn http_keep_alive_load_with_wrk() {
-    let Some(lab) = lab(1) else { return };
+    let Some(lab) = lab(2) else { return };
     let ternd = start_http(&lab, "198.18.0.1:80=http");
     let (status, out, err) = output_within(
         lab.command(Side::Client, "wrk").args([
