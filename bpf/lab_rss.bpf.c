@@ -13,7 +13,9 @@
  * "received on" queue plus one (queue_mapping); the kernel's skb_tx_hash() then takes that
  * value, reduced modulo the transmit queue count, for every skb that has no cached queue: the
  * control socket's replies always, a socket's first packet (whose queue the socket then keeps).
- * Everything else passes untouched. Built by lab.sh with clang; no libbpf headers needed.
+ * Everything else passes untouched, and every packet goes on to the filters after it (the
+ * program returns TC_ACT_UNSPEC: tests add their own, e.g. a loss emulation). Built by lab.sh
+ * with clang; no libbpf headers needed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -49,33 +51,33 @@ int lab_rss(struct __sk_buff *skb)
 	__u32 h = 0x9e3779b9U;
 
 	if ((void *)(eth + 1) > end)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (eth->h_proto == BE16(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 
 		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP || ip->ihl != 5)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		h = mix(mix(h, ip->saddr), ip->daddr);
 		tcp = (void *)(ip + 1);
 	} else if (eth->h_proto == BE16(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 #pragma unroll
 		for (int i = 0; i < 4; i++)
 			h = mix(mix(h, ip6->saddr.in6_u.u6_addr32[i]), ip6->daddr.in6_u.u6_addr32[i]);
 		tcp = (void *)(ip6 + 1);
 	} else {
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	if ((void *)(tcp + 1) > end)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	h = mix(h, ((__u32)tcp->source << 16) | tcp->dest);
 	h ^= h >> 16;
 	/* "Received on queue h % 256": skb_tx_hash() reduces it modulo the queue count. */
 	skb->queue_mapping = (h & 0xff) + 1;
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -772,7 +772,15 @@ pub fn impair(lab: &Lab) -> Impairment {
         "limit",
         "0",
     ]);
-    tc(&["qdisc", "add", "dev", "veth-cli", "clsact"]);
+    // A lab with more than one queue already has clsact on veth-cli (lab.sh's RSS stand-in);
+    // the filters below take priority 1 and 2, before it.
+    let qdiscs = must(
+        lab.command(Side::Client, "tc")
+            .args(["qdisc", "show", "dev", "veth-cli"]),
+    );
+    if !qdiscs.contains("clsact") {
+        tc(&["qdisc", "add", "dev", "veth-cli", "clsact"]);
+    }
     for dir in ["egress", "ingress"] {
         for (prio, p, dev) in [("1", 0.01, "tern-lose"), ("2", 0.05, "tern-detour")] {
             tc(&[
