@@ -8,14 +8,15 @@
  * from the flow's skb hash. The two differ, so with several queues such replies can reach a
  * worker that does not know the connection, which a NIC hashing the 4-tuple never does.
  *
- * scripts/lab.sh attaches this program to the client's veth at tc egress when the lab has more
- * than one queue. For TCP over IPv4 or IPv6 it records a hash of the 4-tuple as the skb's
- * "received on" queue plus one (queue_mapping); the kernel's skb_tx_hash() then takes that
- * value, reduced modulo the transmit queue count, for every skb that has no cached queue: the
- * control socket's replies always, a socket's first packet (whose queue the socket then keeps).
- * Everything else passes untouched, and every packet goes on to the filters after it (the
- * program returns TC_ACT_UNSPEC: tests add their own, e.g. a loss emulation). Built by lab.sh
- * with clang; no libbpf headers needed.
+ * scripts/lab.sh attaches this program to the client's veth at tc egress, first in line
+ * (priority 1), when the lab has more than one queue. For TCP over IPv4 or IPv6 it sets the skb's hash to a hash of the 4-tuple
+ * (bpf_set_hash); the kernel's skb_tx_hash() then picks the transmit queue from it for every
+ * skb without a cached queue: the control socket's replies always, a socket's first packet
+ * (whose queue the socket then keeps) and any later one it may move. The hash stays on the skb,
+ * so a packet that leaves again later without passing tc (an ifb that delayed it, say) keeps
+ * its queue too. Everything else passes untouched, and every packet goes on to the filters
+ * after it (the program returns TC_ACT_UNSPEC: tests add their own, e.g. a loss emulation).
+ * Built by lab.sh with clang; no libbpf headers needed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -31,6 +32,9 @@
 #error "lab_rss assumes a little-endian host"
 #endif
 #define BE16(x) __builtin_bswap16(x)
+
+/* The bpf_set_hash() helper (linux/bpf.h's BPF_FUNC_set_hash), declared as libbpf would. */
+static long (*bpf_set_hash)(struct __sk_buff *skb, __u32 hash) = (void *)BPF_FUNC_set_hash;
 
 /* Mixes a 32-bit word into h (the murmur3 finaliser's steps). */
 static __attribute__((always_inline)) __u32 mix(__u32 h, __u32 w)
@@ -75,8 +79,7 @@ int lab_rss(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	h = mix(h, ((__u32)tcp->source << 16) | tcp->dest);
 	h ^= h >> 16;
-	/* "Received on queue h % 256": skb_tx_hash() reduces it modulo the queue count. */
-	skb->queue_mapping = (h & 0xff) + 1;
+	bpf_set_hash(skb, h);
 	return TC_ACT_UNSPEC;
 }
 

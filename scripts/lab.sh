@@ -63,7 +63,7 @@ attach_rss() {
         -c "$(dirname "$0")/../bpf/lab_rss.bpf.c" -o "$dir/lab_rss.o" \
         || { rm -rf "$dir"; fail "compiling bpf/lab_rss.bpf.c failed"; }
     ip netns exec "$CLI" tc qdisc add dev "$CLI_IF" clsact \
-        && ip netns exec "$CLI" tc filter add dev "$CLI_IF" egress bpf direct-action \
+        && ip netns exec "$CLI" tc filter add dev "$CLI_IF" egress pref 1 bpf direct-action \
             obj "$dir/lab_rss.o" sec tc \
         || { rm -rf "$dir"; fail "attaching lab_rss at tc egress of $CLI_IF failed"; }
     rm -rf "$dir"

@@ -772,8 +772,9 @@ pub fn impair(lab: &Lab) -> Impairment {
         "limit",
         "0",
     ]);
-    // A lab with more than one queue already has clsact on veth-cli (lab.sh's RSS stand-in);
-    // the filters below take priority 1 and 2, before it.
+    // A lab with more than one queue already has clsact on veth-cli, with lab.sh's RSS stand-in
+    // at priority 1: it must see every packet first, so that one this emulation delays leaves
+    // later on its flow's queue (ifb sends it back without tc). The filters below come after.
     let qdiscs = must(
         lab.command(Side::Client, "tc")
             .args(["qdisc", "show", "dev", "veth-cli"]),
@@ -782,7 +783,7 @@ pub fn impair(lab: &Lab) -> Impairment {
         tc(&["qdisc", "add", "dev", "veth-cli", "clsact"]);
     }
     for dir in ["egress", "ingress"] {
-        for (prio, p, dev) in [("1", 0.01, "tern-lose"), ("2", 0.05, "tern-detour")] {
+        for (prio, p, dev) in [("10", 0.01, "tern-lose"), ("11", 0.05, "tern-detour")] {
             tc(&[
                 "filter",
                 "add",
