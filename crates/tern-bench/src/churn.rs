@@ -450,18 +450,6 @@ impl Engine {
     }
 }
 
-/// The number of receive queues of `ifname` (its `queues/rx-*` in sysfs).
-fn rx_queues(ifname: &str) -> Result<u32> {
-    let dir = format!("/sys/class/net/{ifname}/queues");
-    let n = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {dir} (is {ifname} in this namespace?)"))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-        .count();
-    anyhow::ensure!(n > 0, "{ifname} has no receive queues in {dir}");
-    Ok(n as u32)
-}
-
 /// Queues `out` for tuple `t` on the socket; `false` (and `starved` counted) when no transmit
 /// frame is free.
 fn send(
@@ -569,7 +557,14 @@ pub fn run(config: &ChurnConfig, stop: &AtomicBool) -> Result<ChurnReport> {
         ..XskConfig::default()
     };
     let mut xsks = Vec::new();
-    for q in 0..rx_queues(&config.interface)? {
+    let rx_queues = tern_netdev::rx_queue_count(&config.interface).with_context(|| {
+        format!(
+            "counting {}'s receive queues: is it an interface in this namespace?",
+            config.interface
+        )
+    })?;
+    anyhow::ensure!(rx_queues > 0, "{} has no receive queues", config.interface);
+    for q in 0..rx_queues {
         let xsk = XskSocket::open(&config.interface, q, &xsk_config).with_context(|| {
             format!("opening an AF_XDP socket on {} queue {q}", config.interface)
         })?;

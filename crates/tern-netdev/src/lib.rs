@@ -94,6 +94,25 @@ pub fn if_indextoname(index: u32) -> Result<String, NetdevError> {
     Ok(name.to_string_lossy().into_owned())
 }
 
+/// Receive queues of `ifname` as the kernel counts them: its `queues/rx-*` entries in sysfs
+/// (which shows the namespace of whoever mounted /sys: `ip netns exec` mounts the target's).
+pub fn rx_queue_count(ifname: &str) -> Result<u32, NetdevError> {
+    const CALL: &str = "read_dir(/sys/class/net/IF/queues)";
+    let dir = std::path::Path::new("/sys/class/net")
+        .join(ifname)
+        .join("queues");
+    if ifname.is_empty() || ifname.contains('/') {
+        return Err(NetdevError::new(CALL, ifname, libc::ENODEV));
+    }
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| NetdevError::new(CALL, ifname, e.raw_os_error().unwrap_or(libc::ENODEV)))?;
+    let n = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Ok(n as u32)
+}
+
 /// `ETHTOOL_GDRVINFO` and `ETHTOOL_GCHANNELS` of linux/ethtool.h.
 const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
@@ -261,5 +280,13 @@ mod tests {
         assert_eq!(channels(&"x".repeat(16)).unwrap_err().errno(), libc::ENODEV);
         assert_eq!(if_nametoindex("a\0b").unwrap_err().errno(), libc::EINVAL);
         assert!(if_indextoname(u32::MAX).is_err());
+        let err = rx_queue_count("tern-no-such0").unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT);
+        assert_eq!(rx_queue_count("../lo").unwrap_err().errno(), libc::ENODEV);
+    }
+
+    #[test]
+    fn loopback_has_one_receive_queue() {
+        assert_eq!(rx_queue_count("lo").unwrap(), 1);
     }
 }

@@ -61,15 +61,27 @@ fn netns_dir() -> Option<String> {
 
 /// Receive queues the interface has, as the kernel counts them (`/sys/class/net/IF/queues`).
 pub fn rx_queue_count(ifname: &str) -> Result<u32> {
-    let dir = format!("/sys/class/net/{ifname}/queues");
-    let n = std::fs::read_dir(&dir)
-        .with_context(|| {
-            format!("cannot read {dir}: is `{ifname}` an interface in this network namespace?")
-        })?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-        .count();
-    Ok(n as u32)
+    tern_netdev::rx_queue_count(ifname).with_context(|| {
+        format!(
+            "cannot read /sys/class/net/{ifname}/queues: is `{ifname}` an interface in this \
+             network namespace?"
+        )
+    })
+}
+
+/// The queues to serve: the configured count, or every receive queue of the interface; more
+/// than the interface has is refused with the fix. Returns (serve, available).
+fn queues_to_serve(config: &Config) -> Result<(u32, u32)> {
+    let available = rx_queue_count(&config.interface)?;
+    let queues = config.queues.unwrap_or(available);
+    if queues > available {
+        bail!(
+            "interface {} has {available} receive queue(s), configuration asks for {queues}: lower `queues`, or raise the NIC's (scripts/setup-nic.sh apply {} --queues {queues})",
+            config.interface,
+            config.interface
+        );
+    }
+    Ok((queues, available))
 }
 
 fn xdp_mode(m: XdpModeSetting) -> XdpMode {
@@ -115,15 +127,7 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
         iface.index(),
         iface.driver()
     ));
-    let available = rx_queue_count(&config.interface)?;
-    let queues = config.queues.unwrap_or(available);
-    if queues > available {
-        bail!(
-            "interface {} has {available} receive queue(s), configuration asks for {queues}: lower `queues`, or raise the NIC's (scripts/setup-nic.sh apply {} --queues {queues})",
-            config.interface,
-            config.interface
-        );
-    }
+    let (queues, available) = queues_to_serve(config)?;
     report.push(format!("queues: serving {queues} of {available}"));
     let prog = SteerProgram::load()?;
     report.push(format!("XDP program loads (id {})", prog.prog_id()));
@@ -168,15 +172,7 @@ pub fn cleanup(ifname: &str) -> Result<String> {
 /// Runs the daemon until SIGINT or SIGTERM (or `stop` becomes true, for tests).
 pub fn run(config: Config, stats_json: Option<PathBuf>, stop: Arc<AtomicBool>) -> Result<Totals> {
     let iface = Interface::by_name(&config.interface)?;
-    let available = rx_queue_count(&config.interface)?;
-    let queues = config.queues.unwrap_or(available);
-    if queues > available {
-        bail!(
-            "interface {} has {available} receive queue(s), configuration asks for {queues}: lower `queues`, or raise the NIC's (scripts/setup-nic.sh apply {} --queues {queues})",
-            config.interface,
-            config.interface
-        );
-    }
+    let (queues, _) = queues_to_serve(&config)?;
     let prog = SteerProgram::load()?;
     let mut attachment = prog.attach(&iface, xdp_mode(config.xdp_mode))?;
     if let Some(why) = attachment.fallback_reason() {
