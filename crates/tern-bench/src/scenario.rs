@@ -568,13 +568,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         let mut p = Proc::spawn("xdp-pass veth-cli", pass_cmd(&lab, &exe, false, &total_arg))?;
         p.wait_line("xdp-pass: attached", Duration::from_secs(15))?;
         placement.client_napi = pin_new_napi("veth-cli", &before, config, &[config.flood_core])?;
-        // The client side is not under test: its NAPI thread (the replies' receive path) gets a
-        // real-time priority over the flood it shares a core with, as a NIC's softirq would, so
-        // that replies to legitimate clients are not lost in the lab's own client side.
-        for t in &placement.client_napi {
-            lab.read(false, &["chrt", "--fifo", "--pid", "1", &t.pid.to_string()])
-                .with_context(|| format!("making {} SCHED_FIFO", t.name))?;
-        }
+        client_napi_fifo(&lab, &placement.client_napi)?;
         cli_pass = Some(p);
     }
 
@@ -795,17 +789,7 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
         let cpu = cpu1.since(&cpu0, &charged_cores, elapsed_s);
         clients.wait(grace)?;
         settle_ternd_stats(config);
-        let counters_after = server_counters(&lab, config)?;
-        let server_counters = counters_after
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.saturating_sub(*counters_before.get(k).unwrap_or(&0)),
-                )
-            })
-            .filter(|(_, v)| *v > 0)
-            .collect();
+        let server_counters = counter_delta(&counters_before, &server_counters(&lab, config)?);
         let step = Step {
             rate,
             flood: if no_flood(rate) {
@@ -854,6 +838,29 @@ pub fn run(config: &ScenarioConfig, stop: Arc<AtomicBool>) -> Result<ScenarioRep
     println!("\n{table}");
     drop(lab);
     Ok(report)
+}
+
+/// Gives `veth-cli`'s NAPI threads `SCHED_FIFO`. The client side is not under test: its receive
+/// path gets a real-time priority over the load generator it shares a core with, as a NIC's
+/// softirq would, so that the server's replies are not lost in the lab's own client side.
+fn client_napi_fifo(lab: &LabGuard, threads: &[Task]) -> Result<()> {
+    for t in threads {
+        lab.read(false, &["chrt", "--fifo", "--pid", "1", &t.pid.to_string()])
+            .with_context(|| format!("making {} SCHED_FIFO", t.name))?;
+    }
+    Ok(())
+}
+
+/// Increments of `after` over `before`, the counters that moved only.
+fn counter_delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(*before.get(k).unwrap_or(&0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
 }
 
 /// Waits until ternd's stats JSON holds everything up to now: each worker sends a snapshot
@@ -905,13 +912,7 @@ fn churn_step(ctx: &StepContext<'_>, i: usize, rate: f64) -> Result<ChurnStep> {
     let mut churn = Proc::spawn("churn", c)?;
     churn.wait_line("churn: attached", Duration::from_secs(15))?;
     let client_napi = pin_new_napi("veth-cli", &before, config, &[config.flood_core])?;
-    for t in &client_napi {
-        // As in syn-flood: the client's receive path must not lose the server's segments to
-        // the client it shares a core with.
-        ctx.lab
-            .read(false, &["chrt", "--fifo", "--pid", "1", &t.pid.to_string()])
-            .with_context(|| format!("making {} SCHED_FIFO", t.name))?;
-    }
+    client_napi_fifo(ctx.lab, &client_napi)?;
     drop(lock);
     churn.wait_line("churn: sending", Duration::from_secs(10))?;
     let if0 = iface_counters(ctx.lab)?;
@@ -932,23 +933,13 @@ fn churn_step(ctx: &StepContext<'_>, i: usize, rate: f64) -> Result<ChurnStep> {
     let if1 = iface_counters(ctx.lab)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
     settle_ternd_stats(config);
-    let counters_after = server_counters(ctx.lab, config)?;
     let step = ChurnStep {
         rate,
         churn: read_json(&json)?,
         elapsed_s,
         cpu: Some(cpu1.since(&cpu0, ctx.charged_cores, elapsed_s)),
         server_if: Some(if1.since(&if0)),
-        server_counters: counters_after
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.saturating_sub(*counters_before.get(k).unwrap_or(&0)),
-                )
-            })
-            .filter(|(_, v)| *v > 0)
-            .collect(),
+        server_counters: counter_delta(&counters_before, &server_counters(ctx.lab, config)?),
         client_napi,
     };
     println!(
@@ -1385,6 +1376,19 @@ mod tests {
             pid,
             name: name.to_owned(),
         }
+    }
+
+    #[test]
+    fn counter_deltas_keep_what_moved() {
+        let m = |kv: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            kv.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        let before = m(&[("InSegs", 10), ("OutRsts", 3), ("Gone", 5)]);
+        let after = m(&[("InSegs", 25), ("OutRsts", 3), ("New", 2), ("Gone", 1)]);
+        assert_eq!(
+            counter_delta(&before, &after),
+            m(&[("InSegs", 15), ("New", 2)])
+        );
     }
 
     #[test]
